@@ -1,0 +1,107 @@
+"""Configuration of a Transformer Program run: architecture, training settings and presets.
+
+``paper`` presets follow Table 1 of "Learning Transformer Programs" (Friedman et al., 2023):
+layers / heads / MLPs per task, heads and MLPs split half categorical, half numerical; 250 epochs,
+batch 512, Adam lr 0.05, Gumbel temperature 3.0 -> 0.01 (geometric). ``tiny`` trains in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from workbench.errors import UserError
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgramConfig:
+    """Architecture and training settings of a Transformer Program (saved with every run)."""
+
+    n_layers: int = 3
+    n_cat_heads: int = 4
+    n_num_heads: int = 4
+    n_cat_mlps: int = 2
+    n_num_mlps: int = 2
+    d_mlp: int = 64  # hidden width of every MLP
+    var_width: int | None = None  # categorical cardinality k; None = max(input vocab, max_len)
+    one_hot_embed: bool = True  # tokens enter as a frozen one-hot variable
+    causal: bool = False  # attend only to positions <= the query
+    epochs: int = 250
+    batch_size: int = 512
+    lr: float = 0.05
+    temperature_start: float = 3.0
+    temperature_end: float = 0.01
+    attn_scale: float = 10.0  # sharpness of the relaxed attention (hard model: argmax)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_mlp", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("n_cat_heads", "n_num_heads", "n_cat_mlps", "n_num_mlps"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.var_width is not None and self.var_width < 2:
+            raise UserError(f"var_width must be >= 2, got {self.var_width!r}")
+        if not (self.lr > 0 and self.temperature_start > 0 and self.temperature_end > 0):
+            raise UserError("lr and temperatures must be positive, got "
+                            f"lr={self.lr!r}, temperature {self.temperature_start!r} -> "
+                            f"{self.temperature_end!r}")
+        if not self.one_hot_embed:
+            raise UserError("one_hot_embed=false (learned categorical token embedding) is not "
+                            "supported yet; use one_hot_embed=true")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProgramConfig":
+        return cls(**data)
+
+    def with_overrides(self, overrides: dict) -> "ProgramConfig":
+        """A copy with ``key=value`` overrides (strings from ``--set`` are coerced)."""
+        from training.tasks.registry import coerce  # the shared --set coercion rules
+        import typing
+
+        hints = typing.get_type_hints(type(self))
+        fields = {f.name for f in dataclasses.fields(self)}
+        clean = {}
+        for key, value in overrides.items():
+            if key not in fields:
+                raise UserError(f"unknown program setting {key!r}; settings: "
+                                f"{', '.join(sorted(fields))}")
+            clean[key] = coerce(value, hints[key], key)
+        return dataclasses.replace(self, **clean)
+
+
+def _paper(layers: int, heads: int, mlps: int, *, causal: bool = False) -> ProgramConfig:
+    return ProgramConfig(n_layers=layers, n_cat_heads=heads // 2, n_num_heads=heads - heads // 2,
+                         n_cat_mlps=mlps // 2, n_num_mlps=mlps - mlps // 2, causal=causal)
+
+
+# Table 1 of the paper (layers / heads / MLPs), plus the in-context-learning task.
+PAPER_PRESETS: dict[str, ProgramConfig] = {
+    "reverse": _paper(3, 8, 2),
+    "hist": _paper(1, 4, 2),
+    "double-hist": _paper(3, 4, 2),
+    "sort": _paper(3, 8, 4),
+    "most-freq": _paper(3, 8, 4),
+    "dyck-1": _paper(3, 8, 2, causal=True),
+    "dyck-2": _paper(3, 4, 4, causal=True),
+    "induction": ProgramConfig(n_layers=2, n_cat_heads=1, n_num_heads=0, n_cat_mlps=0,
+                               n_num_mlps=0, causal=True),
+}
+
+TINY = ProgramConfig(n_layers=2, n_cat_heads=2, n_num_heads=1, n_cat_mlps=1, n_num_mlps=1,
+                     d_mlp=32, epochs=30, batch_size=256)
+
+PRESETS = ("paper", "tiny")
+
+
+def preset(name: str, task: str) -> ProgramConfig:
+    """The ``paper`` or ``tiny`` configuration for ``task`` (custom tasks use the sort setting)."""
+    if name == "tiny":
+        return TINY
+    if name == "paper":
+        return PAPER_PRESETS.get(task, PAPER_PRESETS["sort"])
+    raise UserError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")

@@ -1,0 +1,213 @@
+"""The Transformer Program model (Friedman et al., 2023): relaxed for training, argmax after.
+
+The residual stream is a list of named variables, never summed into: categorical variables are
+distributions over ``k`` values (one-hot once discrete) kept as ``[batch, pos, n_vars, k]``,
+numerical variables are scalars ``[batch, pos, n_vars]``. Initial variables: ``tokens`` and
+``positions`` (frozen one-hots) and ``ones``. Every module input picks one variable through
+Gumbel-softmaxed logits; every module writes a new variable.
+
+Relaxation (ours; the discrete model in :mod:`programs.discrete` is the reference semantics):
+a categorical head scores key j for query i as ``S = q P k^T`` (``P`` the row-wise Gumbel-softmaxed
+predicate), replaces the BOS column by ``0.5 + 0.5 S`` (BOS wins only when nothing else matches or
+by rank), subtracts a small bias proportional to the runtime rank (closest first, self last) and
+takes a softmax at ``attn_scale``. With one-hot inputs and an infinite scale this is exactly the
+hard rule. A numerical head outputs ``sum_j S_ij`` (the count of matches, RASP selector width).
+MLPs read two variables (one-hots concatenated, or two scalars), one ReLU layer, ``k`` logits,
+Gumbel-softmaxed into a new categorical variable. All heads of a layer share one einsum.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from programs.config import ProgramConfig
+from programs.data import ProgramShape
+from programs.discrete import CatHead, DiscreteProgram, MLPTable, NumHead, rank_matrix
+
+RANK_WEIGHT = 0.3  # total rank bias stays below the 0.5 gap between a match and the BOS default
+
+
+def variable_names(cfg: ProgramConfig) -> tuple[list[str], list[str]]:
+    """Names of every categorical and numerical variable, in residual order."""
+    cat, num = ["tokens", "positions"], ["ones"]
+    for layer in range(cfg.n_layers):
+        cat += [f"attn_{layer}_{h}" for h in range(cfg.n_cat_heads)]
+        num += [f"num_attn_{layer}_{h}" for h in range(cfg.n_num_heads)]
+        cat += [f"mlp_{layer}_{m}" for m in range(cfg.n_cat_mlps)]
+        cat += [f"num_mlp_{layer}_{m}" for m in range(cfg.n_num_mlps)]
+    return cat, num
+
+
+def _gumbel(logits: torch.Tensor, tau: float, hard: bool) -> torch.Tensor:
+    if hard:
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    return F.gumbel_softmax(logits, tau=tau, dim=-1)
+
+
+class ProgramLayer(nn.Module):
+    def __init__(self, cfg: ProgramConfig, k: int, n_cat_in: int, n_num_in: int):
+        super().__init__()
+        hc, hn, mc, mn, d = (cfg.n_cat_heads, cfg.n_num_heads, cfg.n_cat_mlps, cfg.n_num_mlps,
+                             cfg.d_mlp)
+        self.hc, self.hn, self.mc, self.mn = hc, hn, mc, mn
+        init = 0.5
+        # Reads, rows: cat-head q, k, v, then num-head q, k.
+        self.head_read = nn.Parameter(torch.randn(3 * hc + 2 * hn, n_cat_in) * init)
+        self.predicate = nn.Parameter(torch.randn(hc + hn, k, k) * init)  # [head, q, k]
+        n_cat_mid = n_cat_in + hc
+        self.mlp_read = nn.Parameter(torch.randn(2 * mc, n_cat_mid) * init)
+        self.mlp_w1 = nn.Parameter(torch.randn(mc, 2 * k, d) / (2 * k) ** 0.5)
+        self.mlp_b1 = nn.Parameter(torch.zeros(mc, 1, d))
+        self.mlp_w2 = nn.Parameter(torch.randn(mc, d, k) / d ** 0.5)
+        self.mlp_b2 = nn.Parameter(torch.zeros(mc, 1, k))
+        n_num_mid = n_num_in + hn
+        self.num_read = nn.Parameter(torch.randn(2 * mn, n_num_mid) * init)
+        self.num_w1 = nn.Parameter(torch.randn(mn, 2, d))
+        self.num_b1 = nn.Parameter(torch.randn(mn, 1, d))
+        self.num_w2 = nn.Parameter(torch.randn(mn, d, k) / d ** 0.5)
+        self.num_b2 = nn.Parameter(torch.zeros(mn, 1, k))
+
+
+class ProgramModel(nn.Module):
+    """A relaxed Transformer Program; :meth:`discretize` gives the argmax program."""
+
+    def __init__(self, cfg: ProgramConfig, shape: ProgramShape):
+        super().__init__()
+        self.cfg, self.shape = cfg, shape
+        k = shape.width
+        self.cat_names, self.num_names = variable_names(cfg)
+        per_layer_cat = cfg.n_cat_heads + cfg.n_cat_mlps + cfg.n_num_mlps
+        self.layers = nn.ModuleList(
+            ProgramLayer(cfg, k, 2 + layer * per_layer_cat, 1 + layer * cfg.n_num_heads)
+            for layer in range(cfg.n_layers))
+        d_out = len(shape.output_vocab)
+        self.unembed_cat = nn.Parameter(torch.randn(len(self.cat_names), k, d_out) * 0.1)
+        self.unembed_num = nn.Parameter(torch.randn(len(self.num_names), d_out) * 0.1)
+        self.unembed_bias = nn.Parameter(torch.zeros(d_out))
+        n = shape.n_ctx
+        ranks = rank_matrix(n).float()
+        bias = -RANK_WEIGHT * ranks / ranks.max()  # [query, key]
+        allowed = torch.ones(n, n, dtype=torch.bool)
+        if cfg.causal:
+            allowed = allowed.tril()
+        self.register_buffer("rank_bias", bias.masked_fill(~allowed, float("-inf")),
+                             persistent=False)
+        self.register_buffer("allowed", allowed.float(), persistent=False)
+        bos_scale = torch.ones(n)
+        bos_scale[0] = 0.5
+        self.register_buffer("bos_scale", bos_scale, persistent=False)
+        self.register_buffer("eye", torch.eye(k), persistent=False)
+
+    def forward(self, tokens: torch.Tensor, tau: float, hard: bool = False) -> torch.Tensor:
+        """Relaxed logits ``[batch, pos, d_out]`` (``hard``: argmax everywhere, no noise).
+
+        The exact discrete model is :meth:`discretize`; ``hard=True`` here is its float twin,
+        useful for checking the relaxation converges to it.
+        """
+        b, n = tokens.shape
+        k = self.shape.width
+        cat = torch.stack([self.eye[tokens], self.eye[:n].expand(b, n, k)], dim=2)  # [b,n,v,k]
+        num = torch.ones(b, n, 1)  # [b, n, v]
+        for layer in self.layers:
+            cat, num = self._layer(layer, cat, num, tau, hard)
+        return (torch.einsum("bnvk,vko->bno", cat, self.unembed_cat)
+                + num @ self.unembed_num + self.unembed_bias)
+
+    def _layer(self, lyr: ProgramLayer, cat, num, tau: float, hard: bool):
+        b, n = cat.shape[:2]
+        hc, hn = lyr.hc, lyr.hn
+        if hc + hn:
+            read = _gumbel(lyr.head_read, tau, hard)  # [reads, v]
+            x = torch.einsum("bnvk,rv->brnk", cat, read)  # [b, reads, n, k]
+            q = torch.cat([x[:, :hc], x[:, 3 * hc:3 * hc + hn]], 1)  # [b, heads, n, k]
+            key = torch.cat([x[:, hc:2 * hc], x[:, 3 * hc + hn:]], 1)
+            pred = _gumbel(lyr.predicate, tau, hard)  # [heads, k, k]
+            s = (q @ pred) @ key.transpose(-1, -2)  # [b, heads, query, key]
+            new_cat = []
+            if hc:
+                sc = s[:, :hc] * self.bos_scale
+                sc = sc + (1 - self.bos_scale)  # BOS column: 0.5 + 0.5 * match
+                if hard:
+                    scale = 1e4
+                else:
+                    scale = self.cfg.attn_scale
+                attn = torch.softmax(scale * (sc + self.rank_bias), dim=-1)
+                out = attn @ x[:, 2 * hc:3 * hc]  # [b, hc, n, k]
+                cat = torch.cat([cat, out.transpose(1, 2)], 2)
+            if hn:
+                counts = (s[:, hc:] * self.allowed).sum(-1)  # [b, hn, n]
+                num = torch.cat([num, counts.transpose(1, 2)], 2)
+        outs = []
+        if lyr.mc:
+            read = _gumbel(lyr.mlp_read, tau, hard)  # [2 mc, v]
+            x = torch.einsum("bnvk,rv->brnk", cat, read)  # [b, 2 mc, n, k]
+            x = x.view(b, lyr.mc, 2, n, -1).transpose(2, 3).reshape(b, lyr.mc, n, -1)
+            h = torch.relu(x @ lyr.mlp_w1 + lyr.mlp_b1)  # [b, mc, n, d]
+            outs.append(_gumbel(h @ lyr.mlp_w2 + lyr.mlp_b2, tau, hard))  # [b, mc, n, k]
+        if lyr.mn:
+            read = _gumbel(lyr.num_read, tau, hard)  # [2 mn, v]
+            x = (num @ read.T).view(b, n, lyr.mn, 2).transpose(1, 2)  # [b, mn, n, 2]
+            h = torch.relu(x @ lyr.num_w1 + lyr.num_b1)
+            outs.append(_gumbel(h @ lyr.num_w2 + lyr.num_b2, tau, hard))
+        if outs:
+            cat = torch.cat([cat, torch.cat(outs, 1).transpose(1, 2)], 2)
+        return cat, num
+
+    @torch.no_grad()
+    def discretize(self) -> DiscreteProgram:
+        """The argmax program: reads, predicates, MLP lookup tables, float64 unembedding."""
+        cfg, k, n_ctx = self.cfg, self.shape.width, self.shape.n_ctx
+        cat_index = {name: i for i, name in enumerate(self.cat_names)}
+        num_index = {name: i for i, name in enumerate(self.num_names)}
+        n_cat, n_num = 2, 1
+        cat_heads, num_heads, mlps = [], [], []
+        eye = torch.eye(k)
+        pairs_cat = torch.cartesian_prod(torch.arange(k), torch.arange(k))  # [k*k, 2]
+        values = torch.arange(n_ctx + 1)
+        pairs_num = torch.cartesian_prod(values, values).float()  # [(n+1)^2, 2]
+        for layer, lyr in enumerate(self.layers):
+            hc, hn = lyr.hc, lyr.hn
+            reads = lyr.head_read.argmax(-1).tolist()
+            preds = lyr.predicate.argmax(-1).tolist()
+            for h in range(hc):
+                name = f"attn_{layer}_{h}"
+                cat_heads.append(CatHead(name=name, layer=layer, index=h, query=reads[h],
+                                         key=reads[hc + h], value=reads[2 * hc + h],
+                                         predicate=tuple(preds[h]), out=cat_index[name]))
+            for h in range(hn):
+                name = f"num_attn_{layer}_{h}"
+                num_heads.append(NumHead(name=name, layer=layer, index=h,
+                                         query=reads[3 * hc + h], key=reads[3 * hc + hn + h],
+                                         value=0, predicate=tuple(preds[hc + h]),
+                                         out=num_index[name]))
+            mreads = lyr.mlp_read.argmax(-1).tolist()
+            onehots = torch.cat([eye[pairs_cat[:, 0]], eye[pairs_cat[:, 1]]], -1)  # [k*k, 2k]
+            for m in range(lyr.mc):
+                h = torch.relu(onehots @ lyr.mlp_w1[m] + lyr.mlp_b1[m])
+                table = (h @ lyr.mlp_w2[m] + lyr.mlp_b2[m]).argmax(-1).view(k, k)
+                name = f"mlp_{layer}_{m}"
+                mlps.append(MLPTable(name=name, layer=layer, index=m, numerical=False,
+                                     inputs=(mreads[2 * m], mreads[2 * m + 1]),
+                                     table=tuple(map(tuple, table.tolist())),
+                                     out=cat_index[name]))
+            nreads = lyr.num_read.argmax(-1).tolist()
+            for m in range(lyr.mn):
+                h = torch.relu(pairs_num @ lyr.num_w1[m] + lyr.num_b1[m])
+                table = (h @ lyr.num_w2[m] + lyr.num_b2[m]).argmax(-1).view(n_ctx + 1, n_ctx + 1)
+                name = f"num_mlp_{layer}_{m}"
+                mlps.append(MLPTable(name=name, layer=layer, index=m, numerical=True,
+                                     inputs=(nreads[2 * m], nreads[2 * m + 1]),
+                                     table=tuple(map(tuple, table.tolist())),
+                                     out=cat_index[name]))
+            n_cat += hc + lyr.mc + lyr.mn
+            n_num += hn
+        assert n_cat == len(self.cat_names) and n_num == len(self.num_names)
+        return DiscreteProgram(
+            shape=self.shape, causal=cfg.causal, n_layers=cfg.n_layers,
+            cat_vars=tuple(self.cat_names), num_vars=tuple(self.num_names),
+            cat_heads=tuple(cat_heads), num_heads=tuple(num_heads), mlps=tuple(mlps),
+            unembed_cat=self.unembed_cat.detach().double().numpy().copy(),
+            unembed_num=self.unembed_num.detach().double().numpy().copy(),
+            unembed_bias=self.unembed_bias.detach().double().numpy().copy())

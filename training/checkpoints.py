@@ -1,0 +1,92 @@
+"""Checkpoint series and resume state of a training run.
+
+Layout under the run directory:
+- ``checkpoints/step_00001000.safetensors``: model weights + metadata (model config, vocab,
+  step): the series analyses read, one file per checkpoint step, kept forever.
+- ``resume.safetensors``: AdamW moments and step counters for the newest checkpoint, replaced
+  atomically; resuming loads it together with that step's weights.
+Order of writes: weights file, its artifact row, then the resume file. A kill between them
+leaves the previous resume point intact; later rows/files are dropped on resume.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from training.config import RunConfig
+from workbench.checkpoint import load_checkpoint, save_checkpoint
+from workbench.errors import UserError
+from workbench.store import RunStore
+
+_STEP_RE = re.compile(r"step_(\d+)\.safetensors$")
+
+
+def weights_path(store: RunStore, run_id: str, step: int) -> Path:
+    return store.run_dir(run_id) / "checkpoints" / f"step_{step:08d}.safetensors"
+
+
+def save(store: RunStore, run_id: str, config: RunConfig, model: torch.nn.Module,
+         optimizer: torch.optim.Optimizer, step: int, elapsed: float, data) -> None:
+    names = [n for n, _ in model.named_parameters()]
+    meta = {"step": step, "model": config.model.to_dict(), "vocab": data.vocab_json(),
+            "task": config.task}
+    path = weights_path(store, run_id, step)
+    save_checkpoint(path, dict(model.state_dict()), meta)
+    store.add_artifact(run_id, path, "checkpoint", step=step)
+    opt_tensors: dict[str, torch.Tensor] = {}
+    for name, param in zip(names, _params(optimizer)):
+        for key, value in optimizer.state.get(param, {}).items():
+            opt_tensors[f"{name}::{key}"] = torch.as_tensor(value).clone()
+    save_checkpoint(store.run_dir(run_id) / "resume.safetensors", opt_tensors,
+                    {"step": step, "elapsed": elapsed, "params": names})
+
+
+def restore(store: RunStore, run_id: str, model: torch.nn.Module,
+            optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+    """Load the newest resume point into ``model``/``optimizer``; returns (step, elapsed)."""
+    resume_file = store.run_dir(run_id) / "resume.safetensors"
+    if not resume_file.is_file():
+        return 0, 0.0
+    opt_tensors, meta = load_checkpoint(resume_file)
+    step = int(meta["step"])
+    weights, _ = load_checkpoint(weights_path(store, run_id, step))
+    model.load_state_dict(weights)
+    names = [n for n, _ in model.named_parameters()]
+    if names != meta["params"]:
+        raise UserError("the run's resume state does not match its model")
+    for name, param in zip(names, _params(optimizer)):
+        state = {}
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            full = f"{name}::{key}"
+            if full in opt_tensors:
+                state[key] = opt_tensors[full].to(param.device)
+        if state:
+            optimizer.state[param] = state
+    # Checkpoints written after the resume point (killed before its resume file) are dropped.
+    for art in store.artifacts(run_id, "checkpoint"):
+        if art.step is not None and art.step > step:
+            store.remove_artifact(run_id, art.path)
+    for f in (store.run_dir(run_id) / "checkpoints").glob("*.safetensors"):
+        m = _STEP_RE.search(f.name)
+        if m and int(m.group(1)) > step:
+            f.unlink()
+    return step, float(meta.get("elapsed", 0.0))
+
+
+def latest_weights_path(store: RunStore, run_id: str) -> Path:
+    arts = store.artifacts(run_id, "checkpoint")
+    if not arts:
+        raise UserError(f"run {run_id} has no checkpoint")
+    newest = max(arts, key=lambda a: a.step or 0)
+    return store.run_dir(run_id) / newest.path
+
+
+def checkpoint_steps_of(store: RunStore, run_id: str) -> list[int]:
+    return sorted(a.step for a in store.artifacts(run_id, "checkpoint") if a.step is not None)
+
+
+def _params(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+    return [p for group in optimizer.param_groups for p in group["params"]]

@@ -1,0 +1,163 @@
+"""Training configuration: the optimiser/schedule dataclass and the full run config
+(task parameters + model architecture + training), with ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from training.tasks.registry import coerce
+from workbench.errors import UserError
+from workbench.models import ModelConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimiser, schedule, evaluation and checkpointing of one training run."""
+
+    steps: int = 1000
+    batch_size: int = 0  # 0: full batch
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    warmup_steps: int = 10
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
+    grad_clip: float = 0.0  # 0: no clipping
+    loss_dtype: Literal["float32", "float64"] = "float32"
+    eval_every: int = 100
+    checkpoint_every: int = 1000
+    log_checkpoints: int = 0  # extra log-spaced checkpoints for training-dynamics analysis
+    seed: int = 0
+    layout: Literal["auto", "aligned", "seq2seq"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast on CUDA
+
+    def __post_init__(self):
+        positive = ("steps", "eval_every", "checkpoint_every")
+        non_negative = ("batch_size", "warmup_steps", "log_checkpoints", "seed")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise UserError(f"lr must be positive, got {self.lr!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise UserError(f"weight_decay and grad_clip must be >= 0, got "
+                            f"{self.weight_decay!r} and {self.grad_clip!r}")
+        for name in ("beta1", "beta2", "min_lr_ratio"):
+            if not 0 <= getattr(self, name) < 1 + (name == "min_lr_ratio"):
+                raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        for name in ("schedule", "loss_dtype", "layout", "device", "precision"):
+            allowed = typing.get_args(typing.get_type_hints(TrainConfig)[name])
+            if getattr(self, name) not in allowed:
+                raise UserError(f"{name} must be one of {list(allowed)}, "
+                                f"got {getattr(self, name)!r}")
+
+
+# Model fields derived from the task's data; setting them by hand would be silently ignored.
+DERIVED_MODEL_FIELDS = ("d_vocab", "d_vocab_out", "n_ctx")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Everything that defines a training run; saved as ``config.json`` with the run."""
+
+    task: str
+    task_params: dict
+    model: ModelConfig
+    train: TrainConfig
+    data_path: str | None = None  # custom JSONL task
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "task_params": dict(self.task_params),
+                "model": self.model.to_dict(), "train": dataclasses.asdict(self.train),
+                "data_path": self.data_path}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(task=d["task"], task_params=dict(d["task_params"]),
+                   model=ModelConfig.from_dict(d["model"]),
+                   train=TrainConfig(**d["train"]), data_path=d.get("data_path"))
+
+
+def _fields(cls) -> dict[str, typing.Any]:
+    return typing.get_type_hints(cls)
+
+
+def apply_overrides(sections: dict[str, dict], overrides: dict[str, typing.Any],
+                    task_fields: dict[str, typing.Any]) -> None:
+    """Apply ``key=value`` overrides in place to ``{"task": …, "model": …, "train": …}``.
+
+    A key is a field name of exactly one section (``lr``, ``p``, ``d_model``) or a dotted
+    ``section.field``; unknown, ambiguous or derived keys and badly typed values raise.
+    """
+    kinds = {"task": task_fields, "model": _fields(ModelConfig), "train": _fields(TrainConfig)}
+    for key, value in overrides.items():
+        if "." in key:
+            section, field = key.split(".", 1)
+            if section not in kinds or field not in kinds[section]:
+                raise UserError(f"unknown config key {key!r}")
+        else:
+            owners = [s for s, f in kinds.items() if key in f]
+            if not owners:
+                known = sorted(set().union(*[set(f) for f in kinds.values()]))
+                raise UserError(f"unknown config key {key!r}; keys: {', '.join(known)}")
+            if len(owners) > 1:
+                raise UserError(f"ambiguous config key {key!r}: use "
+                                + " or ".join(f"{o}.{key}" for o in owners))
+            section, field = owners[0], key
+        if section == "model" and field in DERIVED_MODEL_FIELDS:
+            raise UserError(f"{field} is derived from the task's vocabulary and length; "
+                            "it cannot be set")
+        sections[section][field] = coerce(value, kinds[section][field], key)
+
+
+def parse_set_args(items: list[str]) -> dict[str, str]:
+    """``["lr=1e-3", "p=97"]`` → ``{"lr": "1e-3", "p": "97"}`` (values coerced later)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def read_config_file(path: str) -> dict:
+    """A JSON or YAML file of overrides (flat, or nested under task/model/train)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {path!r} does not exist")
+    text = p.read_text()
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise UserError(f"config file {path!r} must end in .json, .yaml or .yml")
+    except (json.JSONDecodeError, ValueError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"malformed config file {path!r}: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError and friends
+        raise UserError(f"malformed config file {path!r}: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path!r} must hold a mapping of keys to values")
+    flat = {}
+    for key, value in data.items():
+        if key in ("task", "model", "train") and isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat

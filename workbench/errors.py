@@ -1,0 +1,9 @@
+"""User-facing error type: bad input the user can fix (the CLI prints it on one line, exit 2)."""
+
+
+class UserError(ValueError):
+    """A problem with the user's input, named in the message (e.g. ``unknown task 'foo'``).
+
+    Subclasses ``ValueError`` so library callers can catch either; the CLI catches only this
+    type, so internal bugs still surface as tracebacks instead of being disguised as bad input.
+    """

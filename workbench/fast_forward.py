@@ -1,0 +1,77 @@
+"""Logits of a native in-house transformer at chosen positions only.
+
+When the loss reads a few positions (the grokking task reads only the last of three), the last
+block only needs queries, the attention output, the MLP and the unembedding at those positions;
+keys and values still come from every position. This is the same function as the full forward
+restricted to those positions (to float rounding), at a fraction of the cost, and it runs on the
+very parameters that are checkpointed and re-loaded as a ``TransformerBridge``.
+
+Configurations this path does not cover (rotary positions, gated MLPs, grouped-query attention,
+soft caps) fall back to the module's own full forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def supports_fast_path(model: torch.nn.Module) -> bool:
+    cfg = model.cfg
+    return (model.pos is not None and not cfg.gated_mlp and not cfg.n_key_value_heads
+            and float(cfg.attn_scores_soft_cap) <= 0 and float(cfg.output_logits_soft_cap) <= 0
+            and (cfg.act_fn or "relu") in ("relu", "gelu", "gelu_new", "silu"))
+
+
+def _act(name: str):
+    return {"relu": F.relu, "gelu": F.gelu, "silu": F.silu,
+            "gelu_new": lambda x: F.gelu(x, approximate="tanh")}[name]
+
+
+def _attention(attn, h_q: torch.Tensor, h_kv: torch.Tensor, q_pos: torch.Tensor | None,
+               causal: bool) -> torch.Tensor:
+    """Attention output at query rows ``h_q`` over all key rows ``h_kv``."""
+    batch, n_q, _ = h_q.shape
+    seq = h_kv.shape[1]
+    n_heads, d_head = attn.n_heads, attn.d_head
+    q = F.linear(h_q, attn.q.weight, attn.q.bias).view(batch, n_q, n_heads, d_head).transpose(1, 2)
+    kv = F.linear(h_kv, torch.cat([attn.k.weight, attn.v.weight]),
+                  torch.cat([attn.k.bias, attn.v.bias]))  # [batch, seq, 2 * heads * d_head]
+    k, v = kv.view(batch, seq, 2, n_heads, d_head).permute(2, 0, 3, 1, 4)  # [batch, head, seq, d]
+    scores = torch.matmul(q, k.transpose(-2, -1)) / attn.scale  # [batch, head, n_q, seq]
+    if causal:
+        rows = torch.arange(seq, device=h_q.device) if q_pos is None else q_pos
+        mask = torch.arange(seq, device=h_q.device)[None, :] > rows[:, None]  # [n_q, seq]
+        scores = scores.masked_fill(mask, float("-inf"))
+    pattern = scores.softmax(dim=-1)
+    z = torch.matmul(pattern, v).transpose(1, 2).reshape(batch, n_q, n_heads * d_head)
+    return F.linear(z, attn.o.weight, attn.o.bias)  # [batch, n_q, d_model]
+
+
+def logits_at(model: torch.nn.Module, tokens: torch.Tensor,
+              positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits ``[batch, len(positions), d_vocab_out]`` (all positions when ``positions`` is None).
+
+    ``positions`` is a 1-D index tensor shared by the whole batch.
+    """
+    if not supports_fast_path(model):
+        logits = model(tokens)
+        return logits if positions is None else logits[:, positions]
+    cfg = model.cfg
+    causal = cfg.attention_dir == "causal"
+    seq = tokens.shape[1]
+    x = model.tok_embed(tokens) + model.pos.weight[:seq]  # [batch, seq, d_model]
+    act = _act(cfg.act_fn or "relu")
+    n_blocks = len(model.layers)
+    for i, block in enumerate(model.layers):
+        last = i == n_blocks - 1 and positions is not None
+        h = block.ln1(x)
+        if last:
+            x = x[:, positions] + _attention(block.attn, h[:, positions], h, positions, causal)
+        else:
+            x = x + _attention(block.attn, h, h, None, causal)
+        if not cfg.attn_only:
+            mlp = block.mlp
+            hidden = act(F.linear(block.ln2(x), mlp.fc_in.weight, mlp.fc_in.bias))
+            x = x + F.linear(hidden, mlp.fc_out.weight, mlp.fc_out.bias)
+    return model.head(model.ln_out(x))

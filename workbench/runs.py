@@ -1,0 +1,100 @@
+"""Loading a stored run for analysis: config, metric history, checkpoints and the model as a
+``TransformerBridge`` (the Python face of ``workbench runs show``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from workbench.checkpoint import load_checkpoint
+from workbench.errors import UserError
+from workbench.models import ModelConfig, to_bridge
+from workbench.store import Run, RunStore
+
+
+@dataclass
+class RunHandle:
+    """A run opened from the store. ``model()`` boots the checkpoint as a TransformerBridge."""
+
+    store: RunStore
+    run: Run
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def config(self) -> dict:
+        return self.run.config
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+    @property
+    def directory(self) -> Path:
+        return self.store.run_dir(self.run.id)
+
+    def metrics(self) -> dict[str, list[tuple[int, float]]]:
+        return self.store.metric_history(self.run.id)
+
+    def checkpoints(self) -> list[int]:
+        return sorted(a.step for a in self.store.artifacts(self.run.id, "checkpoint")
+                      if a.step is not None)
+
+    def checkpoint_path(self, step: int | str = "final") -> Path:
+        steps = self.checkpoints()
+        if not steps:
+            raise UserError(f"run {self.run.id} has no checkpoints")
+        if step in ("final", "latest", None):
+            step = steps[-1]
+        try:
+            step = int(step)
+        except (TypeError, ValueError):
+            raise UserError(f"checkpoint must be a step number or 'final', got {step!r}") from None
+        if step not in steps:
+            raise UserError(f"run {self.run.id} has no checkpoint at step {step}; "
+                            f"steps: {steps}")
+        art = next(a for a in self.store.artifacts(self.run.id, "checkpoint") if a.step == step)
+        return self.directory / art.path
+
+    def state_dict(self, step: int | str = "final") -> tuple[dict[str, torch.Tensor], dict]:
+        """Weights (native layout) and checkpoint metadata at ``step``."""
+        return load_checkpoint(self.checkpoint_path(step))
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig.from_dict(self.run.config["model"])
+
+    def model(self, step: int | str = "final", device: str | None = None):
+        """The checkpoint as a ``TransformerBridge`` ready for ``run_with_cache``."""
+        state, meta = self.state_dict(step)
+        return to_bridge(ModelConfig.from_dict(meta["model"]), state, device=device)
+
+    def vocab(self) -> dict:
+        _, meta = self.state_dict("final")
+        return meta.get("vocab", {})
+
+
+def load_run(ref: str, store: RunStore | None = None) -> RunHandle:
+    """Open run ``ref`` (id or name) from the store (default ``$WORKBENCH_HOME``)."""
+    store = store or RunStore()
+    return RunHandle(store, store.get_run(ref))
+
+
+def list_runs(store: RunStore | None = None, kind: str | None = None) -> list[Run]:
+    return (store or RunStore()).list_runs(kind=kind)
+
+
+def delete_run(ref: str, store: RunStore | None = None) -> Run:
+    return (store or RunStore()).delete_run(ref)
+
+
+def parse_checkpoint_arg(value: str) -> str | int:
+    if value in ("final", "all", "latest"):
+        return value
+    if re.fullmatch(r"\d+", value):
+        return int(value)
+    raise UserError(f"--checkpoint must be a step, 'final' or 'all', got {value!r}")

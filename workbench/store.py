@@ -1,0 +1,347 @@
+"""The run store: an embedded SQLite (WAL) index of runs, metrics, artifacts and results, plus
+one directory per run under ``WORKBENCH_HOME``.
+
+The CLI, notebooks, the browser app and job subprocesses all open the same database; every
+write is a short transaction with a generous busy timeout, so concurrent writers queue instead
+of failing. Files are written before the row that points at them is committed, so a row always
+names a complete file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import UserError
+
+SCHEMA_VERSION = 1
+RUN_STATUSES = ("created", "running", "completed", "failed", "cancelled")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ID_RE = re.compile(r"^r-[0-9a-f]{12}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT UNIQUE,
+    kind TEXT NOT NULL,
+    task TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    parent TEXT REFERENCES runs(id) ON DELETE SET NULL,
+    message TEXT,
+    summary TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, id);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step INTEGER,
+    sha256 TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, path)
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, kind, key)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+    argv TEXT NOT NULL,
+    pid INTEGER,
+    status TEXT NOT NULL,
+    log_path TEXT NOT NULL,
+    exit_code INTEGER,
+    started REAL NOT NULL,
+    ended REAL
+);
+"""
+
+
+def default_home() -> Path:
+    """``$WORKBENCH_HOME`` or ``~/.workbench``."""
+    env = os.environ.get("WORKBENCH_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".workbench"
+
+
+def validate_name(name: str) -> str:
+    """Run names become lookup keys (never paths), but are still kept to a safe alphabet."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or _ID_RE.match(name):
+        raise UserError(f"invalid run name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+                        "starting with a letter or digit, and not of the form r-<12 hex>")
+    return name
+
+
+@dataclass(frozen=True)
+class Run:
+    """A row of the ``runs`` table, with JSON columns decoded."""
+
+    id: str
+    name: str | None
+    kind: str
+    task: str
+    config: dict
+    status: str
+    parent: str | None
+    message: str | None
+    summary: dict | None
+    created: float
+    updated: float
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    run_id: str
+    path: str  # relative to the run directory
+    kind: str
+    step: int | None
+    sha256: str
+    created: float
+
+
+class RunStore:
+    """Handle on the store under ``home`` (default :func:`default_home`).
+
+    Opening is cheap; each method uses its own short transaction, so one ``RunStore`` may be
+    shared by threads of one process and many processes may open the same home at once.
+    """
+
+    def __init__(self, home: str | os.PathLike | None = None):
+        self.home = Path(home).expanduser() if home is not None else default_home()
+        try:
+            (self.home / "runs").mkdir(parents=True, exist_ok=True)
+            probe = self.home / f".write-probe-{os.getpid()}"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"workbench home {str(self.home)!r} is not writable: "
+                            f"{exc.strerror or exc}") from None
+        self.db_path = self.home / "store.db"
+        conn = self._connect().conn  # executescript manages its own transaction
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+        finally:
+            conn.close()
+
+    # -- connection -------------------------------------------------------------------------
+    def _connect(self) -> "_Transaction":
+        conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=60000")
+        conn.row_factory = sqlite3.Row
+        return _Transaction(conn)
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(self, *, kind: str, task: str, config: dict, name: str | None = None,
+                   parent: str | None = None) -> Run:
+        """Insert a run in status ``created`` and make its directory."""
+        if name is not None:
+            validate_name(name)
+        now = time.time()
+        run_id = "r-" + secrets.token_hex(6)
+        with self._connect() as conn:
+            if name is not None and conn.execute("SELECT 1 FROM runs WHERE name=?",
+                                                 (name,)).fetchone():
+                raise UserError(f"a run named {name!r} already exists")
+            conn.execute(
+                "INSERT INTO runs (id, name, kind, task, config, status, parent, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, 'created', ?, ?, ?)",
+                (run_id, name, kind, task, json.dumps(config, sort_keys=True), parent, now, now))
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        return self.get_run(run_id)
+
+    def get_run(self, ref: str) -> Run:
+        """Look a run up by id or unique name; ``UserError`` if there is none."""
+        if not isinstance(ref, str) or not ref:
+            raise UserError(f"invalid run reference {ref!r}")
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id=? OR name=?", (ref, ref)).fetchone()
+        if row is None:
+            raise UserError(f"no run {ref!r} in {self.home}")
+        return _run_from_row(row)
+
+    def list_runs(self, *, kind: str | None = None, limit: int | None = None) -> list[Run]:
+        sql, args = "SELECT * FROM runs", []
+        if kind is not None:
+            sql, args = sql + " WHERE kind=?", [kind]
+        sql += " ORDER BY created DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._connect() as conn:
+            return [_run_from_row(r) for r in conn.execute(sql, args)]
+
+    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        assert status in RUN_STATUSES, status
+        with self._connect() as conn:
+            conn.execute("UPDATE runs SET status=?, message=?, updated=? WHERE id=?",
+                         (status, message, time.time(), run_id))
+
+    def set_summary(self, run_id: str, summary: dict) -> None:
+        with self._connect() as conn:
+            conn.execute("UPDATE runs SET summary=?, updated=? WHERE id=?",
+                         (json.dumps(summary, sort_keys=True), time.time(), run_id))
+
+    def delete_run(self, ref: str) -> Run:
+        """Delete a run's rows and directory (rows first: a half-deleted run is never listed)."""
+        run = self.get_run(ref)
+        with self._connect() as conn:
+            conn.execute("DELETE FROM runs WHERE id=?", (run.id,))
+        shutil.rmtree(self.run_dir(run.id), ignore_errors=True)
+        return run
+
+    def run_dir(self, run_id: str) -> Path:
+        assert _ID_RE.match(run_id), run_id
+        return self.home / "runs" / run_id
+
+    # -- metrics ----------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, step: int, values: dict[str, float]) -> None:
+        rows = [(run_id, int(step), k, float(v)) for k, v in values.items()]
+        with self._connect() as conn:
+            conn.executemany("INSERT INTO metrics (run_id, step, name, value) VALUES (?,?,?,?)",
+                             rows)
+
+    def metrics(self, run_id: str, *, since_id: int = 0,
+                names: list[str] | None = None) -> list[tuple[int, int, str, float]]:
+        """Metric rows ``(row_id, step, name, value)`` with ``row_id > since_id``, in order.
+
+        Pollers pass the last row id they saw, so each poll reads only new rows (index seek).
+        """
+        sql = "SELECT id, step, name, value FROM metrics WHERE run_id=? AND id>?"
+        args: list[Any] = [run_id, since_id]
+        if names:
+            sql += f" AND name IN ({','.join('?' * len(names))})"
+            args += names
+        with self._connect() as conn:
+            return [tuple(r) for r in conn.execute(sql + " ORDER BY id", args)]
+
+    def metric_history(self, run_id: str) -> dict[str, list[tuple[int, float]]]:
+        """All metrics of a run as ``{name: [(step, value), ...]}``."""
+        out: dict[str, list[tuple[int, float]]] = {}
+        for _, step, name, value in self.metrics(run_id):
+            out.setdefault(name, []).append((step, value))
+        return out
+
+    def latest_metrics(self, run_id: str) -> dict[str, float]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT name, value FROM metrics WHERE id IN "
+                "(SELECT MAX(id) FROM metrics WHERE run_id=? GROUP BY name)", (run_id,))
+            return {r[0]: r[1] for r in rows}
+
+    def truncate_metrics(self, run_id: str, after_step: int) -> None:
+        """Drop metric rows logged after ``after_step`` (a resumed run re-logs them)."""
+        with self._connect() as conn:
+            conn.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, after_step))
+
+    # -- artifacts --------------------------------------------------------------------------
+    def add_artifact(self, run_id: str, path: str | os.PathLike, kind: str,
+                     step: int | None = None, sha256: str | None = None) -> Artifact:
+        """Record a file already written (atomically) inside the run directory."""
+        full = Path(path)
+        rel = full.relative_to(self.run_dir(run_id)) if full.is_absolute() else full
+        full = self.run_dir(run_id) / rel
+        assert full.is_file(), full
+        if sha256 is None:
+            from workbench.checkpoint import file_sha256
+            sha256 = file_sha256(full)
+        now = time.time()
+        with self._connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?,?)",
+                         (run_id, str(rel), kind, step, sha256, now))
+        return Artifact(run_id, str(rel), kind, step, sha256, now)
+
+    def artifacts(self, run_id: str, kind: str | None = None) -> list[Artifact]:
+        sql, args = "SELECT * FROM artifacts WHERE run_id=?", [run_id]
+        if kind is not None:
+            sql, args = sql + " AND kind=?", args + [kind]
+        with self._connect() as conn:
+            rows = conn.execute(sql + " ORDER BY step, created", args).fetchall()
+        return [Artifact(*tuple(r)) for r in rows]
+
+    def remove_artifact(self, run_id: str, rel_path: str) -> None:
+        with self._connect() as conn:
+            conn.execute("DELETE FROM artifacts WHERE run_id=? AND path=?", (run_id, rel_path))
+        (self.run_dir(run_id) / rel_path).unlink(missing_ok=True)
+
+    # -- analysis results -------------------------------------------------------------------
+    def put_result(self, run_id: str, kind: str, key: str, payload: dict) -> None:
+        """Cache an analysis result (JSON) under ``(kind, key)``, e.g. ``("fourier", "step=1000")``."""
+        with self._connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?)",
+                         (run_id, kind, key, json.dumps(payload), time.time()))
+
+    def get_result(self, run_id: str, kind: str, key: str) -> dict | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT payload FROM results WHERE run_id=? AND kind=? AND key=?",
+                               (run_id, kind, key)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def results(self, run_id: str, kind: str) -> dict[str, dict]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT key, payload FROM results WHERE run_id=? AND kind=?",
+                                (run_id, kind)).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    # -- raw access for the job runner ------------------------------------------------------
+    def execute(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
+        """One statement in its own transaction (used by :mod:`workbench.jobs`)."""
+        with self._connect() as conn:
+            return conn.execute(sql, args).fetchall()
+
+
+class _Transaction:
+    """Context manager: ``BEGIN IMMEDIATE`` … ``COMMIT`` (or rollback), then close.
+
+    IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading locks.
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.conn.close()
+
+
+def _run_from_row(row: sqlite3.Row) -> Run:
+    d = dict(row)
+    d["config"] = json.loads(d["config"])
+    d["summary"] = json.loads(d["summary"]) if d["summary"] else None
+    return Run(**d)
