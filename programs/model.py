@@ -40,6 +40,12 @@ def variable_names(cfg: ProgramConfig) -> tuple[list[str], list[str]]:
     return cat, num
 
 
+def _gumbel_dim1(logits: torch.Tensor, tau: float, hard: bool) -> torch.Tensor:
+    if hard:
+        return F.one_hot(logits.argmax(1), logits.shape[1]).movedim(-1, 1).to(logits.dtype)
+    return F.gumbel_softmax(logits, tau=tau, dim=1)
+
+
 def _gumbel(logits: torch.Tensor, tau: float, hard: bool) -> torch.Tensor:
     if hard:
         return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
@@ -53,21 +59,22 @@ class ProgramLayer(nn.Module):
                              cfg.d_mlp)
         self.hc, self.hn, self.mc, self.mn = hc, hn, mc, mn
         init = 0.5
-        # Reads, rows: cat-head q, k, v, then num-head q, k.
+        # Read rows: queries of all heads (categorical first), keys, then values of cat heads.
         self.head_read = nn.Parameter(torch.randn(3 * hc + 2 * hn, n_cat_in) * init)
         self.predicate = nn.Parameter(torch.randn(hc + hn, k, k) * init)  # [head, q, k]
         n_cat_mid = n_cat_in + hc
         self.mlp_read = nn.Parameter(torch.randn(2 * mc, n_cat_mid) * init)
-        self.mlp_w1 = nn.Parameter(torch.randn(mc, 2 * k, d) / (2 * k) ** 0.5)
-        self.mlp_b1 = nn.Parameter(torch.zeros(mc, 1, d))
-        self.mlp_w2 = nn.Parameter(torch.randn(mc, d, k) / d ** 0.5)
-        self.mlp_b2 = nn.Parameter(torch.zeros(mc, 1, k))
+        # MLP weights as [mlp, out, in], biases [mlp, out, 1] (batch-last layout).
+        self.mlp_w1 = nn.Parameter(torch.randn(mc, d, 2 * k) / (2 * k) ** 0.5)
+        self.mlp_b1 = nn.Parameter(torch.zeros(mc, d, 1))
+        self.mlp_w2 = nn.Parameter(torch.randn(mc, k, d) / d ** 0.5)
+        self.mlp_b2 = nn.Parameter(torch.zeros(mc, k, 1))
         n_num_mid = n_num_in + hn
         self.num_read = nn.Parameter(torch.randn(2 * mn, n_num_mid) * init)
-        self.num_w1 = nn.Parameter(torch.randn(mn, 2, d))
-        self.num_b1 = nn.Parameter(torch.randn(mn, 1, d))
-        self.num_w2 = nn.Parameter(torch.randn(mn, d, k) / d ** 0.5)
-        self.num_b2 = nn.Parameter(torch.zeros(mn, 1, k))
+        self.num_w1 = nn.Parameter(torch.randn(mn, d, 2))
+        self.num_b1 = nn.Parameter(torch.randn(mn, d, 1))
+        self.num_w2 = nn.Parameter(torch.randn(mn, k, d) / d ** 0.5)
+        self.num_b2 = nn.Parameter(torch.zeros(mn, k, 1))
 
 
 class ProgramModel(nn.Module):
@@ -92,67 +99,76 @@ class ProgramModel(nn.Module):
         allowed = torch.ones(n, n, dtype=torch.bool)
         if cfg.causal:
             allowed = allowed.tril()
-        self.register_buffer("rank_bias", bias.masked_fill(~allowed, float("-inf")),
-                             persistent=False)
-        self.register_buffer("allowed", allowed.float(), persistent=False)
+        bias = bias.masked_fill(~allowed, float("-inf"))
+        self.register_buffer("rank_bias", bias[:, :, None], persistent=False)  # [i, j, 1]
+        self.register_buffer("allowed", allowed.float()[:, :, None], persistent=False)
         bos_scale = torch.ones(n)
         bos_scale[0] = 0.5
-        self.register_buffer("bos_scale", bos_scale, persistent=False)
+        self.register_buffer("bos_scale", bos_scale[:, None], persistent=False)  # [j, 1]
         self.register_buffer("eye", torch.eye(k), persistent=False)
 
     def forward(self, tokens: torch.Tensor, tau: float, hard: bool = False) -> torch.Tensor:
         """Relaxed logits ``[batch, pos, d_out]`` (``hard``: argmax everywhere, no noise).
 
         The exact discrete model is :meth:`discretize`; ``hard=True`` here is its float twin,
-        useful for checking the relaxation converges to it.
+        useful for checking that the relaxation converges to it.
         """
+        return self.forward_flat(tokens, tau, hard).view(-1, tokens.shape[1],
+                                                         tokens.shape[0]).permute(2, 1, 0)
+
+    def forward_flat(self, tokens: torch.Tensor, tau: float, hard: bool = False) -> torch.Tensor:
+        """Logits ``[d_out, pos * batch]`` (position-major, batch innermost)."""
         b, n = tokens.shape
         k = self.shape.width
-        cat = torch.stack([self.eye[tokens], self.eye[:n].expand(b, n, k)], dim=2)  # [b,n,v,k]
-        num = torch.ones(b, n, 1)  # [b, n, v]
+        # Batch-last layout: variables first, then value, position, batch. Reads, predicates and
+        # MLPs are single large matmuls; the per-sequence attention products broadcast over a
+        # contiguous batch axis (much faster than thousands of tiny bmm calls on a CPU).
+        tok = self.eye[tokens.T].permute(2, 0, 1)  # [k, n, b]
+        pos = self.eye[:n].T[:, :, None].expand(k, n, b)
+        cat = torch.stack([tok, pos])  # [v, k, n, b]
+        num = torch.ones(1, n, b)  # [v, n, b]
         for layer in self.layers:
             cat, num = self._layer(layer, cat, num, tau, hard)
-        return (torch.einsum("bnvk,vko->bno", cat, self.unembed_cat)
-                + num @ self.unembed_num + self.unembed_bias)
+        v = cat.shape[0]
+        out = self.unembed_cat.reshape(v * k, -1).T @ cat.reshape(v * k, -1)  # [o, n b]
+        return out + self.unembed_num.T @ num.reshape(num.shape[0], -1) + self.unembed_bias[:, None]
 
     def _layer(self, lyr: ProgramLayer, cat, num, tau: float, hard: bool):
-        b, n = cat.shape[:2]
+        v, k, n, b = cat.shape
         hc, hn = lyr.hc, lyr.hn
-        if hc + hn:
+        heads = hc + hn
+        if heads:
             read = _gumbel(lyr.head_read, tau, hard)  # [reads, v]
-            x = torch.einsum("bnvk,rv->brnk", cat, read)  # [b, reads, n, k]
-            q = torch.cat([x[:, :hc], x[:, 3 * hc:3 * hc + hn]], 1)  # [b, heads, n, k]
-            key = torch.cat([x[:, hc:2 * hc], x[:, 3 * hc + hn:]], 1)
-            pred = _gumbel(lyr.predicate, tau, hard)  # [heads, k, k]
-            s = (q @ pred) @ key.transpose(-1, -2)  # [b, heads, query, key]
-            new_cat = []
+            x = (read @ cat.view(v, -1)).view(-1, k, n, b)  # [reads, k, n, b]
+            q, key, val = x[:heads], x[heads:2 * heads], x[2 * heads:]
+            pred = _gumbel(lyr.predicate, tau, hard)  # [heads, q value, k value]
+            qp = torch.bmm(pred.transpose(1, 2), q.reshape(heads, k, n * b)).view(heads, k, n, b)
+            s = (qp[:, :, :, None] * key[:, :, None]).sum(1)  # [heads, query, key, b]
             if hc:
-                sc = s[:, :hc] * self.bos_scale
-                sc = sc + (1 - self.bos_scale)  # BOS column: 0.5 + 0.5 * match
-                if hard:
-                    scale = 1e4
-                else:
-                    scale = self.cfg.attn_scale
-                attn = torch.softmax(scale * (sc + self.rank_bias), dim=-1)
-                out = attn @ x[:, 2 * hc:3 * hc]  # [b, hc, n, k]
-                cat = torch.cat([cat, out.transpose(1, 2)], 2)
+                sc = s[:hc] * self.bos_scale + (1 - self.bos_scale)  # BOS: 0.5 + 0.5 match
+                scale = 1e4 if hard else self.cfg.attn_scale
+                attn = torch.softmax(scale * (sc + self.rank_bias), dim=2)  # [hc, i, j, b]
+                out = (attn[:, None] * val[:, :, None]).sum(3)  # [hc, k, n, b]
+                cat = torch.cat([cat, out], 0)
             if hn:
-                counts = (s[:, hc:] * self.allowed).sum(-1)  # [b, hn, n]
-                num = torch.cat([num, counts.transpose(1, 2)], 2)
+                num = torch.cat([num, (s[hc:] * self.allowed).sum(2)], 0)  # counts [hn, n, b]
         outs = []
         if lyr.mc:
-            read = _gumbel(lyr.mlp_read, tau, hard)  # [2 mc, v]
-            x = torch.einsum("bnvk,rv->brnk", cat, read)  # [b, 2 mc, n, k]
-            x = x.view(b, lyr.mc, 2, n, -1).transpose(2, 3).reshape(b, lyr.mc, n, -1)
-            h = torch.relu(x @ lyr.mlp_w1 + lyr.mlp_b1)  # [b, mc, n, d]
-            outs.append(_gumbel(h @ lyr.mlp_w2 + lyr.mlp_b2, tau, hard))  # [b, mc, n, k]
+            read = _gumbel(lyr.mlp_read, tau, hard)  # [2 mc, v]: first inputs, then second
+            x = (read @ cat.view(cat.shape[0], -1)).view(2, lyr.mc, k, n * b)
+            x = torch.cat([x[0], x[1]], 1)  # [mc, 2k, n b]
+            h = torch.relu(torch.baddbmm(lyr.mlp_b1, lyr.mlp_w1, x))  # [mc, d, n b]
+            logits = torch.baddbmm(lyr.mlp_b2, lyr.mlp_w2, h)  # [mc, k, n b]
+            outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mc, k, n, b))
         if lyr.mn:
             read = _gumbel(lyr.num_read, tau, hard)  # [2 mn, v]
-            x = (num @ read.T).view(b, n, lyr.mn, 2).transpose(1, 2)  # [b, mn, n, 2]
-            h = torch.relu(x @ lyr.num_w1 + lyr.num_b1)
-            outs.append(_gumbel(h @ lyr.num_w2 + lyr.num_b2, tau, hard))
+            x = (read @ num.view(num.shape[0], -1)).view(2, lyr.mn, n * b)
+            x = torch.stack([x[0], x[1]], 1)  # [mn, 2, n b]
+            h = torch.relu(torch.baddbmm(lyr.num_b1, lyr.num_w1, x))
+            logits = torch.baddbmm(lyr.num_b2, lyr.num_w2, h)
+            outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mn, k, n, b))
         if outs:
-            cat = torch.cat([cat, torch.cat(outs, 1).transpose(1, 2)], 2)
+            cat = torch.cat([cat, *outs], 0)
         return cat, num
 
     @torch.no_grad()
@@ -174,31 +190,31 @@ class ProgramModel(nn.Module):
             for h in range(hc):
                 name = f"attn_{layer}_{h}"
                 cat_heads.append(CatHead(name=name, layer=layer, index=h, query=reads[h],
-                                         key=reads[hc + h], value=reads[2 * hc + h],
+                                         key=reads[hc + hn + h], value=reads[2 * (hc + hn) + h],
                                          predicate=tuple(preds[h]), out=cat_index[name]))
             for h in range(hn):
                 name = f"num_attn_{layer}_{h}"
                 num_heads.append(NumHead(name=name, layer=layer, index=h,
-                                         query=reads[3 * hc + h], key=reads[3 * hc + hn + h],
+                                         query=reads[hc + h], key=reads[2 * hc + hn + h],
                                          value=0, predicate=tuple(preds[hc + h]),
                                          out=num_index[name]))
             mreads = lyr.mlp_read.argmax(-1).tolist()
             onehots = torch.cat([eye[pairs_cat[:, 0]], eye[pairs_cat[:, 1]]], -1)  # [k*k, 2k]
             for m in range(lyr.mc):
-                h = torch.relu(onehots @ lyr.mlp_w1[m] + lyr.mlp_b1[m])
-                table = (h @ lyr.mlp_w2[m] + lyr.mlp_b2[m]).argmax(-1).view(k, k)
+                h = torch.relu(lyr.mlp_w1[m] @ onehots.T + lyr.mlp_b1[m])  # [d, k k]
+                table = (lyr.mlp_w2[m] @ h + lyr.mlp_b2[m]).argmax(0).view(k, k)
                 name = f"mlp_{layer}_{m}"
                 mlps.append(MLPTable(name=name, layer=layer, index=m, numerical=False,
-                                     inputs=(mreads[2 * m], mreads[2 * m + 1]),
+                                     inputs=(mreads[m], mreads[lyr.mc + m]),
                                      table=tuple(map(tuple, table.tolist())),
                                      out=cat_index[name]))
             nreads = lyr.num_read.argmax(-1).tolist()
             for m in range(lyr.mn):
-                h = torch.relu(pairs_num @ lyr.num_w1[m] + lyr.num_b1[m])
-                table = (h @ lyr.num_w2[m] + lyr.num_b2[m]).argmax(-1).view(n_ctx + 1, n_ctx + 1)
+                h = torch.relu(lyr.num_w1[m] @ pairs_num.T + lyr.num_b1[m])
+                table = (lyr.num_w2[m] @ h + lyr.num_b2[m]).argmax(0).view(n_ctx + 1, n_ctx + 1)
                 name = f"num_mlp_{layer}_{m}"
                 mlps.append(MLPTable(name=name, layer=layer, index=m, numerical=True,
-                                     inputs=(nreads[2 * m], nreads[2 * m + 1]),
+                                     inputs=(nreads[m], nreads[lyr.mn + m]),
                                      table=tuple(map(tuple, table.tolist())),
                                      out=cat_index[name]))
             n_cat += hc + lyr.mc + lyr.mn

@@ -71,9 +71,9 @@ def train_program(data: TaskData, cfg: ProgramConfig,
         epoch_loss = 0.0
         for i in range(steps_per_epoch):
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            logits = model(x_train[idx], temperature(cfg, step, total))  # [b, pos, d_out]
-            loss = F.cross_entropy(logits.flatten(0, 1), y_train[idx].flatten(),
-                                   ignore_index=IGNORE)
+            logits = model.forward_flat(x_train[idx], temperature(cfg, step, total))
+            # logits: [d_out, pos * batch] (batch innermost), labels in the same order
+            loss = F.cross_entropy(logits.T, y_train[idx].T.reshape(-1), ignore_index=IGNORE)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -71,11 +71,13 @@ def build_config(task: str | None, *, preset: str = "default", overrides: dict |
     else:
         task_data = make_task(task, **sections["task"]).generate()
     train_cfg = TrainConfig(**sections["train"])
-    encoded = encode(task_data, train_cfg.layout)
     for key in DERIVED_MODEL_FIELDS:
         sections["model"].pop(key, None)
-    model_cfg = ModelConfig(**sections["model"], d_vocab=len(encoded.input_vocab),
-                            d_vocab_out=len(encoded.output_vocab), n_ctx=encoded.seq_len)
+    probe = ModelConfig(**sections["model"])  # validates the architecture fields first
+    encoded = encode(task_data, train_cfg.layout, causal_task=_is_causal(task),
+                     causal_model=probe.attention_dir == "causal")
+    model_cfg = dataclasses.replace(probe, d_vocab=len(encoded.input_vocab),
+                                    d_vocab_out=len(encoded.output_vocab), n_ctx=encoded.seq_len)
     config = RunConfig(task=task, task_params=sections["task"], model=model_cfg,
                        train=train_cfg, data_path=str(Path(data).resolve()) if data else None)
     return config, encoded
@@ -87,7 +89,12 @@ def load_data(config: RunConfig) -> EncodedTask:
         task_data = load_jsonl_task(config.data_path, **config.task_params)
     else:
         task_data = make_task(config.task, **config.task_params).generate()
-    return encode(task_data, config.train.layout)
+    return encode(task_data, config.train.layout, causal_task=_is_causal(config.task),
+                  causal_model=config.model.attention_dir == "causal")
+
+
+def _is_causal(task: str) -> bool:
+    return task != CUSTOM_TASK and get_task_class(task).causal
 
 
 def train(task: str | None = None, *, preset: str = "default", overrides: dict | None = None,

@@ -45,17 +45,25 @@ class EncodedTask:
                 "layout": self.layout}
 
 
-def choose_layout(data: TaskData, requested: str, causal_model: bool = True) -> str:
+def choose_layout(data: TaskData, requested: str, *, causal_task: bool,
+                  causal_model: bool) -> str:
+    """``auto``: aligned when the model can see what each label depends on, else seq2seq."""
     if requested not in ("auto", "aligned", "seq2seq"):
         raise UserError(f"layout must be auto, aligned or seq2seq, got {requested!r}")
+    if requested == "seq2seq" and not causal_model:
+        raise UserError("the seq2seq layout needs a causal model (attention_dir=causal): a "
+                        "bidirectional model would see the answers it is asked to predict")
     if requested != "auto":
         return requested
-    return data.layout
+    if data.layout == "aligned" and (causal_task or not causal_model):
+        return "aligned"
+    return "seq2seq"
 
 
-def encode(data: TaskData, layout: str = "auto") -> EncodedTask:
+def encode(data: TaskData, layout: str = "auto", *, causal_task: bool = False,
+           causal_model: bool = True) -> EncodedTask:
     """Encode ``data`` (see module docstring); raises ``UserError`` for unusable data."""
-    layout = choose_layout(data, layout)
+    layout = choose_layout(data, layout, causal_task=causal_task, causal_model=causal_model)
     if not data.train or not data.test:
         raise UserError(f"task {data.name!r} has an empty train or test split "
                         f"({len(data.train)} train, {len(data.test)} test)")
@@ -109,10 +117,9 @@ def _row(ex: Example, layout: str, sep: str | None) -> tuple[list[str], list[str
             raise UserError(f"aligned layout needs outputs as long as inputs, got input "
                             f"{list(ex.input)} and output {list(ex.output)}")
         return list(ex.input), list(ex.output)
-    if not ex.output:
+    outputs = [t for t in ex.output if t is not None]  # aligned data: the labelled positions
+    if not outputs:
         raise UserError(f"example with input {list(ex.input)} has an empty output")
-    tokens = list(ex.input) + [sep] + [t for t in ex.output[:-1]]
-    labels: list[str | None] = [None] * len(ex.input) + list(ex.output)
-    if any(t is None for t in ex.output):
-        raise UserError("seq2seq outputs cannot contain null labels")
+    tokens = list(ex.input) + [sep] + outputs[:-1]
+    labels: list[str | None] = [None] * len(ex.input) + outputs
     return tokens, labels

@@ -76,11 +76,19 @@ _BY_TASK = {
     "modular-addition": _MODULAR, "modular-subtraction": _MODULAR,
     "modular-multiplication": _MODULAR, "sparse-parity": _PARITY, "group-composition": _GROUP,
 }
+_CAUSAL_SEQUENCE_TASKS = ("dyck-1", "dyck-2", "induction")
 # Custom JSONL tasks and the Transformer Programs algorithmic tasks use the sequence presets.
 
 
 def presets_for(task: str) -> dict[str, dict]:
-    return _BY_TASK.get(task, _SEQUENCE)
+    if task in _BY_TASK:
+        return _BY_TASK[task]
+    if task in _CAUSAL_SEQUENCE_TASKS or task == "custom":
+        return _SEQUENCE
+    # Non-causal sequence tasks (reverse, sort, ...): an encoder-style (bidirectional) model
+    # reads the whole input and labels every position, the aligned layout.
+    return {name: {**p, "model": {**p["model"], "attention_dir": "bidirectional"}}
+            for name, p in _SEQUENCE.items()}
 
 
 def get_preset(task: str, name: str) -> dict:

@@ -22,7 +22,7 @@ import torch
 
 from workbench.errors import UserError
 from workbench.fourier.collect import collect_modular, modular_weights
-from workbench.fourier.logits import cross_entropy, logit_fit, progress_losses
+from workbench.fourier.logits import logit_fit, progress_losses
 from workbench.fourier.measures import (detect_key_frequencies, embedding_fourier_norms,
                                         fourier_gini, key_fraction,
                                         key_frequencies_from_neurons, sum_squared_weights,
@@ -90,12 +90,6 @@ def _train_mask(mask: torch.Tensor, p: int) -> torch.Tensor:
     return mask.bool()
 
 
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    if labels.numel() == 0:
-        return float("nan")
-    return float((logits.argmax(dim=-1) == labels).double().mean())
-
-
 def analyze_modular_model(state: Mapping[str, torch.Tensor], p: int,
                           train_pairs_mask: torch.Tensor, operation: str = "add", *,
                           n_heads: int = 4, act_fn: str = "relu",
@@ -118,12 +112,15 @@ def analyze_modular_model(state: Mapping[str, torch.Tensor], p: int,
     norms_e = embedding_fourier_norms(weights.w_e[re.a_index])  # [n // 2 + 1]
     norms_l = unembedding_fourier_norms(weights.w_l[:, re.c_index])
     own_keys = detect_key_frequencies(norms_e, norms_l)
-    keys = own_keys if key_frequencies is None else sorted({int(k) for k in key_frequencies})
+    keys = sorted(own_keys if key_frequencies is None else {int(k) for k in key_frequencies})
 
     neurons = neuron_frequencies(re.grid(acts.neurons))
-    grid_logits = re.grid(acts.logits)  # [n, n, p]
+    logits = acts.logits.double()  # [p, p, p] losses of a grokked model are ~1e-7: float64
+    grid_logits = re.grid(logits)  # [n, n, p]
     fit = logit_fit(grid_logits[:, :, re.c_index], keys)
     losses = progress_losses(grid_logits, re.grid(labels), re.grid(mask), keys)
+    nll = -logits.log_softmax(dim=-1).gather(-1, labels[..., None])[..., 0]  # [p, p]
+    correct = logits.argmax(dim=-1) == labels  # [p, p]
 
     return FourierReport(
         step=step, p=p, operation=operation, n=re.n, key_frequencies=list(keys),
@@ -138,10 +135,10 @@ def analyze_modular_model(state: Mapping[str, torch.Tensor], p: int,
         logit_fit_r2=fit.r2, logit_fit_alphas=fit.alphas,
         full_loss=losses.full_loss, restricted_loss=losses.restricted_loss,
         excluded_loss=losses.excluded_loss, excluded_baseline_loss=losses.train_loss,
-        train_loss=cross_entropy(acts.logits[mask], labels[mask]),
-        test_loss=cross_entropy(acts.logits[~mask], labels[~mask]),
-        train_accuracy=_accuracy(acts.logits[mask], labels[mask]),
-        test_accuracy=_accuracy(acts.logits[~mask], labels[~mask]),
+        train_loss=float(nll[mask].mean()) if mask.any() else float("nan"),
+        test_loss=float(nll[~mask].mean()) if (~mask).any() else float("nan"),
+        train_accuracy=float(correct[mask].double().mean()) if mask.any() else float("nan"),
+        test_accuracy=float(correct[~mask].double().mean()) if (~mask).any() else float("nan"),
         gini_embedding=fourier_gini(norms_e), gini_unembedding=fourier_gini(norms_l),
         sum_squared_weights=sum_squared_weights(state),
     )

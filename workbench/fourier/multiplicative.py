@@ -97,6 +97,8 @@ class CyclicReindex:
 
     def grid(self, x: torch.Tensor) -> torch.Tensor:
         """Reorder the first two axes (``[p, p, ...]``) onto the reindexed ``[n, n, ...]`` grid."""
+        if self.operation == "add":  # identity: skip the copy
+            return x
         return x[self.a_index][:, self.b_index]
 
 

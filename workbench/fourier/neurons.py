@@ -6,10 +6,11 @@ centre each neuron's activation over all ``n^2`` inputs, take its 2-D Fourier tr
 ``{const, cos k, sin k} x {const, cos k, sin k}`` block. The neuron's frequency is the argmax and
 it is *explained* when that fraction exceeds 0.85 (the reference run explains ~85% of neurons).
 
-Implementation: the block for ``k`` spans the same subspace as the complex exponentials with
-frequencies ``{0, k, -k}`` on each axis, so by Parseval the block power is read off a real 2-D
-FFT (``rfft2``) instead of two dense basis products; this is ``O(n^2 log n)`` per neuron and
-gives the same fractions as :func:`workbench.fourier.basis.transform_2d` (tested).
+Implementation: only the coefficients inside the blocks are needed, so after transforming
+the a axis (``B X``, one matrix product for all neurons) the b axis is transformed only onto
+the const, cos k and sin k rows that pair with each row (a batched product per frequency),
+halving the work of a full ``B X B^T``. Centring removes exactly the const x const
+coefficient, which is therefore left out; the total is the centred sum of squares (Parseval).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from workbench.errors import UserError
+from workbench.fourier.basis import fourier_basis
 
 EXPLAINED_THRESHOLD = 0.85
 
@@ -48,31 +50,34 @@ def block_fractions(acts: torch.Tensor) -> torch.Tensor:
     """Variance share of each frequency block for every neuron.
 
     ``acts``: ``[n, n, d_mlp]`` activations over the (a, b) grid (Z_n addition layout).
-    Returns ``[n // 2 + 1, d_mlp]``.
+    Returns ``[n // 2 + 1, d_mlp]`` (float64).
     """
     if acts.ndim != 3 or acts.shape[0] != acts.shape[1]:
         raise UserError(f"neuron activations must be [n, n, d_mlp], got {tuple(acts.shape)}")
-    n = acts.shape[0]
-    x = acts.double()
-    x = x - x.mean(dim=(0, 1), keepdim=True)
-    power = torch.fft.rfft2(x.permute(2, 0, 1)).abs().pow(2)  # [d_mlp, n, n // 2 + 1]
-    n_groups = n // 2 + 1
-    # Columns 1..ceil(n/2)-1 stand for both +k and -k (conjugate symmetry); 0 and Nyquist once.
-    col_weight = torch.full((n_groups,), 2.0, dtype=torch.float64)
-    col_weight[0] = 1.0
-    if n % 2 == 0:
-        col_weight[-1] = 1.0
-    k = torch.arange(n)
-    group = torch.minimum(k, n - k)  # [n] row frequency -> frequency group
-    folded = torch.zeros(power.shape[0], n_groups, n_groups, dtype=torch.float64)
-    folded.index_add_(1, group, power * col_weight)  # [d_mlp, G, G]
-    total = folded.sum(dim=(1, 2))  # [d_mlp]
-    ks = torch.arange(1, n_groups)
-    block = (folded[:, 0, 0, None] + folded[:, 0, ks] + folded[:, ks, 0]
-             + folded[:, ks, ks])  # [d_mlp, n_freqs]
-    frac = torch.where(total[:, None] > 0, block / total.clamp_min(1e-300)[:, None],
-                       torch.zeros_like(block))
-    return torch.cat([torch.zeros(power.shape[0], 1, dtype=torch.float64), frac], dim=1).T
+    n, _, d_mlp = acts.shape
+    dtype = acts.dtype if acts.dtype in (torch.float32, torch.float64) else torch.float32
+    basis = fourier_basis(n, dtype)
+    b = basis.matrix  # [n, n]
+    x = acts.to(dtype)
+    flat = x.reshape(n * n, d_mlp)
+    mean = flat.mean(dim=0)  # [d_mlp]
+    total = (torch.linalg.vector_norm(flat, dim=0).pow(2) - n * n * mean.pow(2)).double()
+    left = (b @ x.reshape(n, -1)).reshape(n, n, d_mlp)  # [i, b, m]: a axis transformed
+    n_pairs = (n - 1) // 2  # frequencies with both cos (row 2k - 1) and sin (row 2k)
+    # C[i, j] = sum_b left[i, b] B[j, b], only inside the {0, cos k, sin k}^2 blocks
+    pair_left = left[1:1 + 2 * n_pairs].reshape(n_pairs, 2, n, d_mlp)  # [K, i, b, m]
+    pair_b = b[1:1 + 2 * n_pairs].reshape(n_pairs, 1, 2, n)  # [K, 1, j, b]
+    inner = torch.matmul(pair_b, pair_left)  # [K, i, j, m]
+    col0 = left.sum(dim=1) * b[0, 0]  # [n, d_mlp]  C[i, const]
+    row0 = b @ left[0]  # [n, d_mlp]  C[const, j]
+    edge = col0.pow(2) + row0.pow(2)  # [n, d_mlp]
+    block = inner.pow(2).sum(dim=(1, 2)) + edge[1:1 + 2 * n_pairs].reshape(n_pairs, 2, -1).sum(1)
+    if n % 2 == 0:  # Nyquist frequency n / 2: a cosine row only
+        nyq = (left[n - 1] * b[n - 1][:, None]).sum(dim=0)  # [d_mlp]
+        block = torch.cat([block, (nyq.pow(2) + edge[n - 1])[None]])
+    block = block.double()  # [n // 2, d_mlp]
+    frac = torch.where(total > 0, block / total.clamp_min(1e-300), torch.zeros_like(block))
+    return torch.cat([torch.zeros(1, d_mlp, dtype=torch.float64), frac.clamp(0.0, 1.0)])
 
 
 def neuron_frequencies(acts: torch.Tensor,

@@ -1,0 +1,91 @@
+"""The model a circuit search runs on: an in-house run from the store or a Hugging Face-format
+directory, with the vocabularies that turn task tokens into ids.
+
+In-house runs have separate input and output vocabularies (class indices); Hugging Face models
+share one token vocabulary for both. A directory whose weights would not fit in memory is
+refused before loading (``UserError``), not after the machine starts swapping.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import UserError
+
+
+@dataclass
+class Target:
+    bridge: object
+    name: str
+    kind: str  # "run" or "hf"
+    input_vocab: dict[str, int]
+    output_vocab: dict[str, int]
+    tokenizer: object | None = None
+    run: object | None = None  # workbench.runs.RunHandle for in-house runs
+
+    @property
+    def task(self) -> str | None:
+        return None if self.run is None else self.run.config.get("task")
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable from /proc/meminfo (falls back to total physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(path: Path, factor: float = 3.0) -> None:
+    """Refuse a model whose weight files times ``factor`` (bridge + masked copy + activations)
+    exceed available memory."""
+    size = sum(p.stat().st_size for p in path.iterdir()
+               if p.suffix in (".safetensors", ".bin", ".pt", ".pth"))
+    need, have = size * factor, available_memory_bytes()
+    if need > have:
+        raise UserError(f"model {str(path)!r} needs about {need / 2**30:.1f} GiB "
+                        f"({size / 2**30:.1f} GiB of weights) but only {have / 2**30:.1f} GiB "
+                        "of memory is available")
+
+
+def load_target(ref: str, store=None, device: str | None = None) -> Target:
+    """Resolve ``ref``: an existing directory (Hugging Face format) or a run id/name."""
+    path = Path(str(ref)).expanduser()
+    if path.is_dir():
+        from workbench.models import load_hf_bridge
+        check_fits(path)
+        bridge = load_hf_bridge(path, device=device)
+        tok = getattr(bridge, "tokenizer", None)
+        vocab = dict(tok.get_vocab()) if tok is not None else {}
+        return Target(bridge=bridge, name=str(path), kind="hf", input_vocab=vocab,
+                      output_vocab=vocab, tokenizer=tok)
+    from workbench.runs import load_run
+    from workbench.store import RunStore
+    store = store or RunStore()
+    try:
+        run = load_run(str(ref), store)
+    except UserError:
+        raise UserError(f"unknown model {ref!r}: not a model directory and no run of that id "
+                        f"or name in {store.home}") from None
+    if run.run.kind != "train" or "model" not in run.config:
+        raise UserError(f"run {ref!r} is a {run.run.kind} run, not a trained model")
+    bridge = run.model(device=device)
+    vocab = run.vocab()
+    return Target(bridge=bridge, name=run.id, kind="run",
+                  input_vocab={t: i for i, t in enumerate(vocab.get("input_vocab", []))},
+                  output_vocab={t: i for i, t in enumerate(vocab.get("output_vocab", []))},
+                  run=run)
+
+
+def from_bridge(bridge, name: str = "model", input_vocab: dict | None = None,
+                output_vocab: dict | None = None) -> Target:
+    """Wrap a bridge built in Python (tests, compiled programs) as a target."""
+    vin = input_vocab or {str(i): i for i in range(bridge.cfg.d_vocab)}
+    vout = output_vocab or {str(i): i for i in range(bridge.cfg.d_vocab_out)}
+    return Target(bridge=bridge, name=name, kind="python", input_vocab=vin, output_vocab=vout)

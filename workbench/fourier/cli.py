@@ -1,0 +1,160 @@
+"""``workbench fourier RUN [--checkpoint STEP|final|all] [--json]``: Fourier-feature analysis of a
+stored modular-arithmetic run (Nanda et al. 2023 progress measures; see
+:mod:`workbench.fourier.analysis`).
+
+Run loading (:func:`load_fourier_run`) is kept apart from the analysis so the store wiring can
+change without touching the measures. Results are cached in the store as
+``("fourier", "step=<N>")`` and ``("fourier", "series")``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from workbench.errors import UserError
+from workbench.fourier.analysis import FourierReport, analyze_modular_model, analyze_series
+
+OPERATION_OF_TASK = {"modular-addition": "add", "modular-subtraction": "sub",
+                     "modular-multiplication": "mul"}
+
+
+@dataclass
+class FourierRun:
+    """What the analysis needs from a stored run."""
+
+    run_id: str
+    p: int
+    operation: str
+    train_mask: torch.Tensor  # [p, p] bool
+    n_heads: int
+    act_fn: str
+    steps: list[int]
+    load_state: Callable[[int], dict[str, torch.Tensor]]
+    metrics: dict[int, dict[str, float]]
+    save_result: Callable[[str, dict], None] | None = None
+
+
+def modular_train_mask(p: int, frac_train: float, seed: int) -> torch.Tensor:
+    """The train pairs of the modular tasks: the ``p^2`` pairs in ``(a, b)`` row-major order,
+    shuffled with ``random.Random(seed)``; the first ``int(frac_train * p^2)`` are train.
+
+    Mirrors ``training.tasks.common.shuffle_split`` (which the core may not import); a test
+    checks the two agree.
+    """
+    order = list(range(p * p))
+    random.Random(seed).shuffle(order)
+    mask = torch.zeros(p * p, dtype=torch.bool)
+    mask[order[:int(frac_train * p * p)]] = True
+    return mask.reshape(p, p)
+
+
+def load_fourier_run(ref: str) -> FourierRun:
+    """Open run ``ref`` from the store and describe it for the analysis."""
+    from workbench.runs import load_run
+
+    handle = load_run(ref)
+    config = handle.config
+    task = config.get("task")
+    if task not in OPERATION_OF_TASK:
+        raise UserError(f"Fourier analysis needs a modular-arithmetic run "
+                        f"({', '.join(OPERATION_OF_TASK)}); run {handle.id} is {task!r}")
+    params = dict(config.get("task_params") or {})
+    p = int(params.get("p", 113))
+    mask = modular_train_mask(p, float(params.get("frac_train", 0.3)), int(params.get("seed", 0)))
+    model = config.get("model") or {}
+    steps = handle.checkpoints()
+    if not steps:
+        raise UserError(f"run {handle.id} has no checkpoints")
+    metrics: dict[int, dict[str, float]] = {}
+    for name, rows in handle.metrics().items():
+        for step, value in rows:
+            metrics.setdefault(int(step), {})[name] = value
+
+    def load_state(step: int) -> dict[str, torch.Tensor]:
+        return handle.state_dict(step)[0]
+
+    def save_result(key: str, payload: dict) -> None:
+        handle.store.put_result(handle.id, "fourier", key, payload)
+
+    return FourierRun(run_id=handle.id, p=p, operation=OPERATION_OF_TASK[task], train_mask=mask,
+                      n_heads=int(model.get("n_heads", 4)), act_fn=str(model.get("act_fn", "relu")),
+                      steps=steps, load_state=load_state, metrics=metrics,
+                      save_result=save_result)
+
+
+def parse_checkpoint(value: str) -> str | int:
+    if value in ("final", "all"):
+        return value
+    if value.isdigit():
+        return int(value)
+    raise UserError(f"--checkpoint must be a step number, 'final' or 'all', got {value!r}")
+
+
+def analyze_run(run: FourierRun, which: str | int = "final") -> dict:
+    """The JSON payload for one checkpoint (``which`` = step or "final") or all of them."""
+    common = dict(n_heads=run.n_heads, act_fn=run.act_fn)
+    if which == "all":
+        series = analyze_series([(s, run.load_state(s), run.metrics.get(s)) for s in run.steps],
+                                run.p, run.train_mask, run.operation, **common)
+        payload = {"run": run.run_id, **series.to_json()}
+        key = "series"
+    else:
+        step = run.steps[-1] if which == "final" else int(which)
+        if step not in run.steps:
+            raise UserError(f"run {run.run_id} has no checkpoint at step {step}; "
+                            f"steps: {run.steps}")
+        report = analyze_modular_model(run.load_state(step), run.p, run.train_mask,
+                                       run.operation, step=step, **common)
+        payload = {"run": run.run_id, **report.to_json()}
+        key = f"step={step}"
+    if run.save_result is not None:
+        run.save_result(key, payload)
+    return payload
+
+
+def _summary_line(r: dict) -> str:
+    return (f"step {r['step']}: keys {r['key_frequencies']}, W_E key fraction "
+            f"{r['embedding_key_fraction']:.3f}, neurons explained "
+            f"{r['neurons_explained_fraction']:.3f}, logit fit r2 {r['logit_fit_r2']:.3f}, "
+            f"loss full/restricted/excluded {r['full_loss']:.3g}/{r['restricted_loss']:.3g}/"
+            f"{r['excluded_loss']:.3g}, gini E/L {r['gini_embedding']:.3f}/"
+            f"{r['gini_unembedding']:.3f}, sum w^2 {r['sum_squared_weights']:.4g}")
+
+
+def format_text(payload: dict) -> str:
+    if "checkpoints" in payload:
+        ph = payload["phases"]
+        lines = [f"run {payload['run']}: key frequencies {payload['key_frequencies']}",
+                 f"phases: memorisation ends {ph['memorisation_end']}, circuit formation ends "
+                 f"{ph['circuit_formation_end']}, cleanup ends {ph['cleanup_end']}"]
+        return "\n".join(lines + [_summary_line(r) for r in payload["checkpoints"]])
+    return f"run {payload['run']} " + _summary_line(payload)
+
+
+def _handle(args) -> int:
+    from workbench.cli import emit
+
+    which = parse_checkpoint(args.checkpoint)
+    payload = analyze_run(load_fourier_run(args.run), which)
+    emit(payload, args.json, format_text(payload))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "fourier", help="Fourier-feature analysis of a modular-arithmetic run (grokking)")
+    parser.add_argument("run", metavar="RUN", help="run id or name")
+    parser.add_argument("--checkpoint", default="final", metavar="STEP|final|all",
+                        help="which checkpoint to analyse (default: final); 'all' adds the "
+                             "phase boundaries")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=_handle)
+
+
+__all__ = ["FourierReport", "FourierRun", "analyze_run", "load_fourier_run",
+           "modular_train_mask", "register"]
