@@ -22,6 +22,7 @@ from pathlib import Path
 
 from workbench.store import RunStore
 
+PAGE_SIZE = 50  # ui.pages.runs.PAGE_SIZE (the page module is imported by the app)
 TASKS = ["modular-addition", "sparse-parity", "sort", "reverse", "group-composition"]
 
 
@@ -76,6 +77,7 @@ def router_request(client, path: str = "/") -> dict:
 
 
 def browser_first_paint(app, n_rows: int, repeat: int) -> float:
+    """Median time from navigation until the runs table holds ``n_rows`` rows (info line shown)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from werkzeug.serving import make_server
@@ -93,8 +95,9 @@ def browser_first_paint(app, n_rows: int, repeat: int) -> float:
         for _ in range(repeat + 1):  # the first load warms the browser cache of Dash's JS
             t0 = time.perf_counter()
             driver.get(url)
-            while driver.execute_script(
-                    "return document.querySelectorAll('#runs-table tbody tr').length") < n_rows:
+            while not driver.execute_script(
+                    "return !!document.querySelector('#runs-info') && document.querySelectorAll("
+                    f"'#runs-table tbody tr').length >= {n_rows}"):
                 time.sleep(0.01)
             times.append(time.perf_counter() - t0)
         return statistics.median(times[1:])
@@ -145,9 +148,14 @@ def main() -> int:
         print(f"server side of a first paint:              {1000 * total:7.1f} ms "
               f"({'under' if total < 1 else 'OVER'} the 1 s target)")
         if args.browser:
-            t_browser = browser_first_paint(app, min(args.runs, 100), max(1, args.repeat // 2))
-            print(f"headless Chromium, navigation to table:    {1000 * t_browser:7.1f} ms "
-                  f"({'under' if t_browser < 1 else 'OVER'} the 1 s target)")
+            repeat = max(1, args.repeat // 2)
+            with tempfile.TemporaryDirectory() as empty:
+                t_empty = browser_first_paint(create_app(empty), 0, repeat)
+            t_browser = browser_first_paint(app, min(args.runs, PAGE_SIZE), repeat)
+            print(f"headless Chromium, empty store (Dash boot): {1000 * t_empty:6.1f} ms")
+            print(f"headless Chromium, {args.runs} runs, table painted: {1000 * t_browser:6.1f} ms "
+                  f"({'under' if t_browser < 1 else 'OVER'} the 1 s target; "
+                  f"{1000 * (t_browser - t_empty):+.0f} ms over the empty page)")
     return 0
 
 

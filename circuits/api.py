@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from circuits.datasets import PairDataset, make_pairs
+from circuits.datasets import PairDataset, check_task, make_pairs
 from circuits.evaluate import evaluate_circuit
 from circuits.extract import extract, threshold_for_sparsity
 from circuits.io import from_mask, load_circuit, write_circuit
@@ -76,6 +76,8 @@ def discover(model: str | Target, task: str, *, target_sparsity: float = 0.95,
                       lambda_lr=lr, lr_warmup=min(200, max(1, steps // 15)))
     if n_examples < 1:
         raise UserError(f"--examples must be positive, got {n_examples}")
+    if data is None:
+        check_task(task)  # before the (slow) model load
     target = model if isinstance(model, Target) else load_target(model, store, device)
     if data is None:
         data = make_pairs(task, target, n_examples, seed)

@@ -279,6 +279,16 @@ def _need_tokenizer(target: Target, task: str):
     return target.tokenizer
 
 
+def check_task(task: str) -> None:
+    """Cheap validation of a task name or file, before any model is loaded."""
+    if str(task).endswith(".jsonl") or Path(str(task)).is_file():
+        if not Path(str(task)).is_file():
+            raise UserError(f"task file {str(task)!r} does not exist")
+    elif task not in BUILTIN_TASKS:
+        raise UserError(f"unknown task {task!r}: use a .jsonl pair file or one of "
+                        f"{', '.join(BUILTIN_TASKS)}")
+
+
 def make_pairs(task: str, target: Target, n: int = 256, seed: int = 0) -> PairDataset:
     """A task name (``BUILTIN_TASKS``) or a ``.jsonl`` file path."""
     if str(task).endswith(".jsonl") or Path(str(task)).is_file():

@@ -85,8 +85,9 @@ class _Batches:
     """Fixed batches in a seeded order per epoch, with cached ablations and full logits."""
 
     def __init__(self, mm: MaskedModel, data: PairDataset, cfg: PruneConfig,
-                 gen: torch.Generator):
+                 gen: torch.Generator, shard: tuple[int, int] = (0, 1)):
         self.mm, self.data, self.cfg, self.gen = mm, data, cfg, gen
+        self.rank, self.world = shard
         n = len(data)
         perm = torch.randperm(n, generator=gen)
         self.batches = [perm[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
@@ -106,7 +107,7 @@ class _Batches:
         i = self.order.pop()
         if i in self.cache:
             return self.cache[i]
-        b = self.data.subset(self.batches[i])
+        b = self.data.subset(self.batches[i][self.rank::self.world])
         with torch.no_grad():
             item = (b, self.abl(b), self.mm(b.clean, b.positions))
         if self.cache_ok:
@@ -120,10 +121,12 @@ def _lr_lambda(cfg: PruneConfig):
 
 def prune(mm: MaskedModel, data: PairDataset, cfg: PruneConfig, *,
           on_log: Callable[[int, dict], None] | None = None,
-          grad_hook: Callable[[list[torch.Tensor]], None] | None = None) -> PruneResult:
+          grad_hook: Callable[[list[torch.Tensor]], None] | None = None,
+          shard: tuple[int, int] = (0, 1)) -> PruneResult:
     """Run Edge Pruning; ``on_log(step, metrics)`` every ``log_every`` steps (metrics: loss,
-    kl or logit_diff, sparsity, target, lambda1, lambda2). ``grad_hook`` receives the mask
-    parameters after backward (data-parallel all-reduce)."""
+    kl or logit_diff, sparsity, target, lambda1, lambda2). Data parallel: every process runs
+    the same seeded batches and mask samples on its ``shard = (rank, world)`` slice of each
+    batch, and ``grad_hook`` (an all-reduce mean) runs on the parameters after backward."""
     if len(data) == 0:
         raise UserError("the task has no examples")
     t0 = time.perf_counter()
@@ -143,7 +146,7 @@ def prune(mm: MaskedModel, data: PairDataset, cfg: PruneConfig, *,
     lam_opt = torch.optim.Adam([lambdas], lr=cfg.lambda_lr, maximize=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     lam_sched = torch.optim.lr_scheduler.LambdaLR(lam_opt, _lr_lambda(cfg))
-    batches = _Batches(mm, data.to(device), cfg, gen)
+    batches = _Batches(mm, data.to(device), cfg, gen, shard)
     final: dict = {}
     for step in range(cfg.steps):
         batch, ablated, full = batches.next()

@@ -32,6 +32,7 @@ class ProgramConfig:
     temperature_start: float = 3.0
     temperature_end: float = 0.01
     attn_scale: float = 10.0  # sharpness of the relaxed attention (hard model: argmax)
+    hard_attention: bool = False  # straight-through one-key attention while training
     seed: int = 0
 
     def __post_init__(self) -> None:

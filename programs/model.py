@@ -40,6 +40,12 @@ def variable_names(cfg: ProgramConfig) -> tuple[list[str], list[str]]:
     return cat, num
 
 
+def tents(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """``[m, 2, N]`` scalars -> ``[m, 2 C, N]`` features ``relu(1 - |x - c|)`` per centre."""
+    m, two, N = x.shape
+    return torch.relu(1 - (x[:, :, None, :] - centres).abs()).reshape(m, two * len(centres), N)
+
+
 def _gumbel_dim1(logits: torch.Tensor, tau: float, hard: bool) -> torch.Tensor:
     if hard:
         return F.one_hot(logits.argmax(1), logits.shape[1]).movedim(-1, 1).to(logits.dtype)
@@ -53,7 +59,7 @@ def _gumbel(logits: torch.Tensor, tau: float, hard: bool) -> torch.Tensor:
 
 
 class ProgramLayer(nn.Module):
-    def __init__(self, cfg: ProgramConfig, k: int, n_cat_in: int, n_num_in: int):
+    def __init__(self, cfg: ProgramConfig, k: int, n_ctx: int, n_cat_in: int, n_num_in: int):
         super().__init__()
         hc, hn, mc, mn, d = (cfg.n_cat_heads, cfg.n_num_heads, cfg.n_cat_mlps, cfg.n_num_mlps,
                              cfg.d_mlp)
@@ -71,8 +77,11 @@ class ProgramLayer(nn.Module):
         self.mlp_b2 = nn.Parameter(torch.zeros(mc, k, 1))
         n_num_mid = n_num_in + hn
         self.num_read = nn.Parameter(torch.randn(2 * mn, n_num_mid) * init)
-        self.num_w1 = nn.Parameter(torch.randn(mn, d, 2))
-        self.num_b1 = nn.Parameter(torch.randn(mn, d, 1))
+        # Numerical inputs enter through triangular "tent" features centred on 0..n_ctx:
+        # one-hot on integer counts (so the discrete MLP is a plain table), smooth in between.
+        n_feat = 2 * (n_ctx + 1)
+        self.num_w1 = nn.Parameter(torch.randn(mn, d, n_feat) / n_feat ** 0.5)
+        self.num_b1 = nn.Parameter(torch.zeros(mn, d, 1))
         self.num_w2 = nn.Parameter(torch.randn(mn, k, d) / d ** 0.5)
         self.num_b2 = nn.Parameter(torch.zeros(mn, k, 1))
 
@@ -87,7 +96,7 @@ class ProgramModel(nn.Module):
         self.cat_names, self.num_names = variable_names(cfg)
         per_layer_cat = cfg.n_cat_heads + cfg.n_cat_mlps + cfg.n_num_mlps
         self.layers = nn.ModuleList(
-            ProgramLayer(cfg, k, 2 + layer * per_layer_cat, 1 + layer * cfg.n_num_heads)
+            ProgramLayer(cfg, k, shape.n_ctx, 2 + layer * per_layer_cat, 1 + layer * cfg.n_num_heads)
             for layer in range(cfg.n_layers))
         d_out = len(shape.output_vocab)
         self.unembed_cat = nn.Parameter(torch.randn(len(self.cat_names), k, d_out) * 0.1)
@@ -106,6 +115,7 @@ class ProgramModel(nn.Module):
         bos_scale[0] = 0.5
         self.register_buffer("bos_scale", bos_scale[:, None], persistent=False)  # [j, 1]
         self.register_buffer("eye", torch.eye(k), persistent=False)
+        self.register_buffer("centres", torch.arange(n + 1.0)[:, None], persistent=False)
 
     def forward(self, tokens: torch.Tensor, tau: float, hard: bool = False) -> torch.Tensor:
         """Relaxed logits ``[batch, pos, d_out]`` (``hard``: argmax everywhere, no noise).
@@ -148,6 +158,11 @@ class ProgramModel(nn.Module):
                 sc = s[:hc] * self.bos_scale + (1 - self.bos_scale)  # BOS: 0.5 + 0.5 match
                 scale = 1e4 if hard else self.cfg.attn_scale
                 attn = torch.softmax(scale * (sc + self.rank_bias), dim=2)  # [hc, i, j, b]
+                if self.cfg.hard_attention and not hard:
+                    # Straight-through: the forward pass attends to one key, as the discrete
+                    # model does, so the relaxation cannot learn from averages over keys.
+                    top = F.one_hot(attn.argmax(2), n).movedim(-1, 2).to(attn.dtype)
+                    attn = top + attn - attn.detach()
                 out = (attn[:, None] * val[:, :, None]).sum(3)  # [hc, k, n, b]
                 cat = torch.cat([cat, out], 0)
             if hn:
@@ -164,6 +179,7 @@ class ProgramModel(nn.Module):
             read = _gumbel(lyr.num_read, tau, hard)  # [2 mn, v]
             x = (read @ num.view(num.shape[0], -1)).view(2, lyr.mn, n * b)
             x = torch.stack([x[0], x[1]], 1)  # [mn, 2, n b]
+            x = tents(x, self.centres)  # [mn, 2 (n_ctx + 1), n b]
             h = torch.relu(torch.baddbmm(lyr.num_b1, lyr.num_w1, x))
             logits = torch.baddbmm(lyr.num_b2, lyr.num_w2, h)
             outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mn, k, n, b))
@@ -210,7 +226,8 @@ class ProgramModel(nn.Module):
                                      out=cat_index[name]))
             nreads = lyr.num_read.argmax(-1).tolist()
             for m in range(lyr.mn):
-                h = torch.relu(lyr.num_w1[m] @ pairs_num.T + lyr.num_b1[m])
+                feats = tents(pairs_num.T[None], self.centres)[0]  # [2 (n + 1), pairs]
+                h = torch.relu(lyr.num_w1[m] @ feats + lyr.num_b1[m])
                 table = (lyr.num_w2[m] @ h + lyr.num_b2[m]).argmax(0).view(n_ctx + 1, n_ctx + 1)
                 name = f"num_mlp_{layer}_{m}"
                 mlps.append(MLPTable(name=name, layer=layer, index=m, numerical=True,

@@ -14,6 +14,7 @@ from pathlib import Path
 from training.config import (DERIVED_MODEL_FIELDS, RunConfig, TrainConfig, apply_overrides,
                              read_config_file)
 from training.datasets import EncodedTask, encode
+from training.distributed import SINGLE, DistContext, broadcast_object, context_from_env
 from training.presets import get_preset, presets_for
 from training.tasks import get_task_class, load_jsonl_task, make_task, task_names
 from training.trainer import TrainingFailed, TrainResult, train_loop
@@ -107,6 +108,7 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
     ``run_id`` trains into a run already created (the job runner creates it to return the id
     at once).
     """
+    ctx = context_from_env()
     if resume is not None:
         store = store or RunStore()
         run = store.get_run(resume)
@@ -116,12 +118,16 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
             raise UserError(f"run {resume!r} has already completed")
         config = RunConfig.from_dict(run.config)
         data_enc = load_data(config)
-        return _run(store, run.id, config, data_enc, progress, resume=True)
+        return _run(store, run.id, config, data_enc, progress, resume=True, ctx=ctx)
     if name is not None:
         validate_name(name)
     config, data_enc = build_config(task, preset=preset, overrides=overrides,
                                     config_file=config_file, seed=seed, data=data)
     store = store or RunStore()
+    if not ctx.is_main:  # rank 0 creates the run and writes its files; the others follow
+        run_id = broadcast_object(None, ctx)
+        config = RunConfig.from_dict(store.get_run(run_id).config)
+        return _run(store, run_id, config, data_enc, progress, resume=False, ctx=ctx)
     if run_id is None:
         run = store.create_run(kind="train", task=config.task, config=config.to_dict(),
                                name=name)
@@ -134,14 +140,19 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
                       (json.dumps(config.to_dict(), sort_keys=True), run_id))
     atomic_write_json(store.run_dir(run_id) / "config.json", config.to_dict())
     atomic_write_json(store.run_dir(run_id) / "vocab.json", data_enc.vocab_json())
-    return _run(store, run_id, config, data_enc, progress, resume=False)
+    broadcast_object(run_id, ctx)
+    return _run(store, run_id, config, data_enc, progress, resume=False, ctx=ctx)
 
 
 def _run(store: RunStore, run_id: str, config: RunConfig, data: EncodedTask, progress: bool,
-         resume: bool) -> TrainResult:
+         resume: bool, ctx: DistContext = SINGLE) -> TrainResult:
     model = build_native(config.model)
+    if not ctx.is_main:
+        return train_loop(store, run_id, config, data, model, progress=False, resume=resume,
+                          ctx=ctx)
     try:
-        return train_loop(store, run_id, config, data, model, progress=progress, resume=resume)
+        return train_loop(store, run_id, config, data, model, progress=progress, resume=resume,
+                          ctx=ctx)
     except TrainingFailed:
         raise
     except KeyboardInterrupt:

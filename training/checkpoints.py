@@ -45,8 +45,11 @@ def save(store: RunStore, run_id: str, config: RunConfig, model: torch.nn.Module
 
 
 def restore(store: RunStore, run_id: str, model: torch.nn.Module,
-            optimizer: torch.optim.Optimizer) -> tuple[int, float]:
-    """Load the newest resume point into ``model``/``optimizer``; returns (step, elapsed)."""
+            optimizer: torch.optim.Optimizer, *, prune: bool = True) -> tuple[int, float]:
+    """Load the newest resume point into ``model``/``optimizer``; returns (step, elapsed).
+
+    With ``prune`` (the writing rank), checkpoints written after that point are dropped.
+    """
     resume_file = store.run_dir(run_id) / "resume.safetensors"
     if not resume_file.is_file():
         return 0, 0.0
@@ -65,6 +68,8 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module,
                 state[key] = opt_tensors[full].to(param.device)
         if state:
             optimizer.state[param] = state
+    if not prune:
+        return step, float(meta.get("elapsed", 0.0))
     # Checkpoints written after the resume point (killed before its resume file) are dropped.
     for art in store.artifacts(run_id, "checkpoint"):
         if art.step is not None and art.step > step:
@@ -74,14 +79,6 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module,
         if m and int(m.group(1)) > step:
             f.unlink()
     return step, float(meta.get("elapsed", 0.0))
-
-
-def latest_weights_path(store: RunStore, run_id: str) -> Path:
-    arts = store.artifacts(run_id, "checkpoint")
-    if not arts:
-        raise UserError(f"run {run_id} has no checkpoint")
-    newest = max(arts, key=lambda a: a.step or 0)
-    return store.run_dir(run_id) / newest.path
 
 
 def checkpoint_steps_of(store: RunStore, run_id: str) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 
@@ -100,6 +101,8 @@ def _train(args) -> int:
     except TrainingFailed as exc:
         print(f"workbench: run failed: {exc}", file=sys.stderr)
         return 1
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     text = (f"run {result.run_id}: {result.task}, {result.steps} steps in "
             f"{result.wall_seconds:.1f}s\n"
             f"  train loss {result.train_loss:.4g}  acc {result.train_acc:.4f}\n"

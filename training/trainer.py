@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from training import checkpoints as ckpt
 from training.config import RunConfig, TrainConfig
 from training.datasets import IGNORE, EncodedTask
+from training.distributed import SINGLE, DistContext, barrier, shard, wrap
 from workbench.checkpoint import weights_sha256
 from workbench.fast_forward import logits_at
 from workbench.store import RunStore
@@ -97,14 +98,29 @@ class _Batches:
         return self._perm[k * self.batch_size:(k + 1) * self.batch_size]
 
 
-def _loss_and_acc(logits: torch.Tensor, y: torch.Tensor, loss_dtype: torch.dtype):
-    """Mean cross-entropy and accuracy over labelled entries. logits [b, n, v], y [b, n]."""
+class LogitsAt(torch.nn.Module):
+    """``logits_at`` as a module, so DDP can wrap the forward the trainer really runs."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return logits_at(self.model, tokens, positions)
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, loss_dtype: torch.dtype,
+          n_labels: torch.Tensor | None = None, world_size: int = 1) -> torch.Tensor:
+    """Mean cross-entropy over labelled entries. logits [b, n, v], y [b, n].
+
+    On a shard, the sum is divided by the whole batch's label count and scaled by the world
+    size, so DDP's gradient average equals the full batch's mean gradient (uneven shards too).
+    """
     flat_logits = logits.reshape(-1, logits.shape[-1]).to(loss_dtype)
-    flat_y = y.reshape(-1)
-    loss = F.cross_entropy(flat_logits, flat_y, ignore_index=IGNORE)
-    mask = flat_y != IGNORE
-    acc = (flat_logits.argmax(-1)[mask] == flat_y[mask]).float().mean()
-    return loss, acc
+    if n_labels is None:
+        return F.cross_entropy(flat_logits, y.reshape(-1), ignore_index=IGNORE)
+    total = F.cross_entropy(flat_logits, y.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    return total * world_size / n_labels
 
 
 @torch.no_grad()
@@ -125,11 +141,17 @@ def evaluate(model, x, y, positions, loss_dtype=torch.float64, batch: int = 8192
 
 
 def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTask,
-               model: torch.nn.Module, *, progress: bool = True,
-               resume: bool = False) -> TrainResult:
-    """Train ``model`` on ``data`` per ``config.train``, recording everything under ``run_id``."""
+               model: torch.nn.Module, *, progress: bool = True, resume: bool = False,
+               ctx: DistContext = SINGLE) -> TrainResult:
+    """Train ``model`` on ``data`` per ``config.train``, recording everything under ``run_id``.
+
+    Under torchrun (``ctx.world_size > 1``) every rank runs this loop on its shard of each
+    batch; only rank 0 evaluates and writes metrics and checkpoints.
+    """
     cfg = config.train
     device = resolve_device(cfg)
+    if device.type == "cuda" and ctx.world_size > 1:
+        device = torch.device("cuda", ctx.local_rank)
     model.to(device).train()
     loss_dtype = torch.float64 if cfg.loss_dtype == "float64" else torch.float32
     positions = data.label_positions().to(device)
@@ -140,26 +162,37 @@ def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTas
     start = 0
     elapsed_before = 0.0
     if resume:
-        start, elapsed_before = ckpt.restore(store, run_id, model, optimizer)
-        store.truncate_metrics(run_id, start)
+        start, elapsed_before = ckpt.restore(store, run_id, model, optimizer,
+                                             prune=ctx.is_main)
+        if ctx.is_main:
+            store.truncate_metrics(run_id, start)
+    forward = wrap(LogitsAt(model), ctx, device)
     batches = _Batches(train_x.shape[0], cfg.batch_size, cfg.seed)
+    all_rows = torch.arange(train_x.shape[0], device=device)
     save_at = checkpoint_steps(cfg)
-    store.set_status(run_id, "running")
-    bar = _progress_bar(cfg.steps, start, progress)
+    if ctx.is_main:
+        store.set_status(run_id, "running")
+    bar = _progress_bar(cfg.steps, start, progress and ctx.is_main)
     t0 = time.perf_counter()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (
         cfg.precision == "bf16" and device.type == "cuda") else contextlib.nullcontext()
     for step in range(start, cfg.steps):
         idx = batches(step)
+        n_labels = None
+        if ctx.world_size > 1:
+            idx = all_rows if idx is None else idx.to(device)
+            n_labels = (train_y[idx][:, positions] != IGNORE).sum()
+            idx = shard(idx, ctx)
         xb, yb = (train_x, train_y) if idx is None else (train_x[idx], train_y[idx])
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         with autocast:
-            logits = logits_at(model, xb, positions)  # [batch, n_pos, vocab]
-        loss, acc = _loss_and_acc(logits, yb[:, positions], loss_dtype)
+            logits = forward(xb, positions)  # [batch, n_pos, vocab]
+        loss = _loss(logits, yb[:, positions], loss_dtype, n_labels, ctx.world_size)
         if not torch.isfinite(loss):
             message = f"loss became {loss.item()} at step {step}; try a lower lr"
-            store.set_status(run_id, "failed", message)
+            if ctx.is_main:
+                store.set_status(run_id, "failed", message)
             raise TrainingFailed(message)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -167,6 +200,8 @@ def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTas
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         done = step + 1
+        if not ctx.is_main:
+            continue
         if done % cfg.eval_every == 0 or done == cfg.steps:
             model.eval()
             metrics = _eval_metrics(model, train_x, train_y, test_x, test_y, positions)
@@ -184,15 +219,17 @@ def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTas
             bar.update(1)
     if bar is not None:
         bar.close()
+    barrier(ctx)
     wall = elapsed_before + time.perf_counter() - t0
     model.eval()
     final = _eval_metrics(model, train_x, train_y, test_x, test_y, positions)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     result = TrainResult(run_id=run_id, task=config.task, steps=cfg.steps, wall_seconds=wall,
-                         checkpoint=str(ckpt.latest_weights_path(store, run_id)),
+                         checkpoint=str(ckpt.weights_path(store, run_id, cfg.steps)),
                          weights_sha256=weights_sha256(state), **final)
-    store.set_summary(run_id, result.to_json())
-    store.set_status(run_id, "completed")
+    if ctx.is_main:
+        store.set_summary(run_id, result.to_json())
+        store.set_status(run_id, "completed")
     return result
 
 

@@ -44,7 +44,7 @@ def training_curves(history: dict[str, list[tuple[int, float]]] | None = None, *
                       row=row, col=1)
     fig.update_layout(height=height, margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 40},
                       template="plotly_white", title=title, uirevision="curves",
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
+                      legend={"orientation": "h", "y": 1.02, "x": 0.12, "xanchor": "left",
                               "yanchor": "bottom"})
     fig.update_yaxes(range=[-0.02, 1.02], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)

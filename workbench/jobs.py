@@ -180,8 +180,16 @@ def cancel_job(job_id: str, *, store: "RunStore | None" = None, grace: float = D
 
 def job_for_run(run_id: str, *, store: "RunStore | None" = None) -> Job | None:
     """The newest job that drives ``run_id`` (``None`` if the run was not started as a job)."""
-    jobs = list_jobs(store=store, run_id=run_id, limit=1)
-    return jobs[0] if jobs else None
+    store = _store(store)
+    rows = store.execute("SELECT * FROM jobs WHERE run_id=? ORDER BY started DESC LIMIT 1",
+                         (run_id,))
+    if not rows:
+        return None
+    job = _job_from_row(rows[0])
+    if job.status == "running" and not _alive(job):  # checks this job only: pollers call this
+        _mark_dead(store, job)
+        job = _get(store, job.id)
+    return job
 
 
 # -- helpers ---------------------------------------------------------------------------------

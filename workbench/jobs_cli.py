@@ -1,4 +1,5 @@
-"""``workbench jobs list|show|cancel``: follow and stop the detached jobs of :mod:`workbench.jobs`."""
+"""``workbench jobs list|show|cancel``: follow and stop the detached jobs of
+:mod:`workbench.jobs`."""
 
 from __future__ import annotations
 

@@ -88,6 +88,11 @@ def hand_built_data(n: int = 64, seed: int = 0):
 
 
 def hand_built_bridge():
+    cfg, sd = hand_built_weights()
+    return to_bridge(cfg, sd)
+
+
+def hand_built_weights():
     """2 layers x 2 heads, attention only, no norm, uniform attention (W_Q = W_K = 0).
 
     Tokens are one-hot in dims 0-7; head a0.h0 copies dims 0-7 to 8-15; head a1.h0 copies
@@ -112,4 +117,32 @@ def hand_built_bridge():
         src = 8 * layer
         sd[p + "v.weight"][0:8, src:src + 8] = eye  # head 0's value reads the source block
         sd[p + "o.weight"][src + 8:src + 16, 0:8] = eye  # and writes the next block
-    return to_bridge(cfg, sd)
+    return cfg, sd
+
+
+def save_hand_built_run(home, tmp_path):
+    """The hand-built model as a stored in-house run, and a JSONL pair task for it."""
+    import json
+
+    from workbench.checkpoint import save_checkpoint
+    from workbench.store import RunStore
+
+    cfg, sd = hand_built_weights()
+    store = RunStore(home)
+    vocab = {"input_vocab": [str(i) for i in range(8)],
+             "output_vocab": [str(i) for i in range(8)], "layout": "aligned"}
+    run = store.create_run(kind="train", task="hand-built",
+                           config={"model": cfg.to_dict(), "task": "hand-built"},
+                           name="hand-built")
+    path = store.run_dir(run.id) / "checkpoints" / "step_1.safetensors"
+    save_checkpoint(path, sd, {"step": 1, "model": cfg.to_dict(), "vocab": vocab})
+    store.add_artifact(run.id, path, "checkpoint", step=1)
+    store.set_status(run.id, "completed")
+    data = hand_built_data(64)
+    task = tmp_path / "hand_built.jsonl"
+    with open(task, "w") as fh:
+        for i in range(len(data)):
+            fh.write(json.dumps({"clean": [str(t) for t in data.clean[i].tolist()],
+                                 "corrupted": [str(t) for t in data.corrupted[i].tolist()],
+                                 "answer": str(int(data.answer[i]))}) + "\n")
+    return run.id, task

@@ -77,9 +77,10 @@ def test_ioi_and_greater_than_on_tiny_gpt2(hf_dirs):
     assert ioi.clean[0][1] == ioi.answer[0] and ioi.clean[0][3] == ioi.distractor[0]
     gt = greater_than_pairs(t, n=16, seed=1)
     assert len(gt) == 16
-    yy = [int(tok.decode([int(c)])) for c in gt.clean[:, 4]]
+    at = gt.clean[0].tolist().index(vocab["17"]) + 1  # the year's last two digits
+    yy = [int(tok.decode([int(c)])) for c in gt.clean[:, at]]
     assert [int(tok.decode([int(a)])) for a in gt.answer] == [y + 1 for y in yy]
-    assert all(tok.decode([int(c)]) == "01" for c in gt.corrupted[:, 4])
+    assert all(tok.decode([int(c)]) == "01" for c in gt.corrupted[:, at])
     # and they run through the masked forward
     from circuits.evaluate import evaluate_circuit
     from circuits.masked_forward import MaskedModel

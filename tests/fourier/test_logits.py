@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from workbench.errors import UserError
-from workbench.fourier.logits import (cross_entropy, excluded_logits, logit_fit, progress_losses,
+from workbench.fourier.logits import (cross_entropy, excluded_logits, logit_fit,
+                                      logit_fourier_norm_map, progress_losses,
                                       restricted_logits)
 
 
@@ -27,7 +28,7 @@ def test_logits_built_from_key_cosines_have_r2_one_and_the_right_alphas():
 def test_restricted_and_excluded_logits_split_the_key_components():
     p = 13
     keys = [3]
-    logits = cos_logits(p, {3: 4.0}) + 0.5 * cos_logits(p, {1: 1.0}) + torch.randn(p) * 0 + 2.0
+    logits = cos_logits(p, {3: 4.0}) + 0.5 * cos_logits(p, {1: 1.0}) + 2.0
     r = restricted_logits(logits, keys)
     e = excluded_logits(logits, keys)
     assert torch.allclose(r, cos_logits(p, {3: 4.0}) + 2.0, atol=1e-10)
@@ -60,3 +61,11 @@ def test_bad_keys_and_shapes():
         logit_fit(torch.zeros(5, 5, 5), [3])
     with pytest.raises(UserError):
         logit_fit(torch.zeros(5, 5, 4), [1])
+
+
+def test_logit_fourier_norm_map_lights_up_the_key_block():
+    p, k = 13, 4
+    m = logit_fourier_norm_map(cos_logits(p, {k: 2.0}))
+    assert m.shape == (p, p)
+    block = [2 * k - 1, 2 * k]
+    assert float(m[block][:, block].pow(2).sum() / m.pow(2).sum()) == pytest.approx(1.0, abs=1e-5)

@@ -19,6 +19,7 @@ from ui.launch import launch_training
 from workbench import jobs
 
 pytestmark = pytest.mark.browser
+ROWS = "#runs-table tbody tr"
 JOB_TIMEOUT = 240  # two shared cores: a tiny job needs ~10 s to import torch, then trains
 
 
@@ -71,15 +72,15 @@ def test_runs_page_filter_and_click_through(dash_duo, store, seed, screenshot):
     seed(store, name="broken", status="failed", evals=1)
     start(dash_duo, store)
     dash_duo.wait_for_element("#runs-table", timeout=20)
-    rows = dash_duo.find_elements("#runs-table tbody tr")
+    rows = wait_until(lambda: dash_duo.find_elements(ROWS), 10, "the table rows")
     assert len(rows) == 4
     assert "showing 1–4 of 4 runs" in text_of(dash_duo, "#runs-info")
     screenshot(dash_duo, "runs")
     box = dash_duo.find_element("#runs-filter")
     box.send_keys("sort\n")
-    wait_until(lambda: len(dash_duo.find_elements("#runs-table tbody tr")) == 1, 10, "filter")
-    assert "sorter" in text_of(dash_duo, "#runs-table tbody")
-    dash_duo.find_element("#runs-table tbody a").click()
+    wait_until(lambda: len(dash_duo.find_elements(ROWS)) == 1, 10, "filter")
+    assert "sorter" in text_of(dash_duo, "#runs-table")
+    dash_duo.find_element("#runs-table a").click()
     dash_duo.wait_for_contains_text("#progress-text", "done", timeout=10)
     assert wait_until(lambda: curve_points(dash_duo) == 4, 10, "4 points on the curve")
     assert text_of(dash_duo, "#run-status") == "completed"
@@ -147,7 +148,9 @@ def test_cancel_a_job_started_before_the_server(dash_duo, store, screenshot):
     # store — the same path as re-attaching after a server restart.
     run, job = launch_training(store, "modular-addition", "tiny", {"train.steps": "1000000"})
     start(dash_duo, store)
-    dash_duo.driver.get(f"{dash_duo.server_url}/runs/{run.id}")
+    dash_duo.driver.get(f"{dash_duo.server_url}/new")  # the New-run page lists it too
+    dash_duo.wait_for_contains_text("#active-jobs", run.id, timeout=20)
+    dash_duo.find_element(f"#active-jobs a[href='/runs/{run.id}']").click()
     dash_duo.wait_for_text_to_equal("#run-status", "running", timeout=JOB_TIMEOUT)
     wait_until(lambda: dash_duo.find_element("#cancel-btn").is_enabled(), 10, "cancel enabled")
     dash_duo.find_element("#cancel-btn").click()

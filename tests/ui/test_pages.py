@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import dash
 import pytest
 
 from ui.app import create_app
@@ -76,10 +77,24 @@ def test_poll_callback_patches_new_points(store, seed):
         assert len(patch["operations"]) == 2 * 4  # x and y of every curve trace
         assert out[3].startswith("10 / 1,000 steps")
         state = out[-1]
-        assert page.poll(2, state)[0] is not None  # no new rows -> no_update
+        assert page.poll(2, state)[0] is dash.no_update  # no new rows, nothing sent
         store.set_status(run.id, "completed")
         out = page.poll(3, state)
         assert out[4] == "completed" and out[9] is True  # interval disabled when finished
+
+
+def test_run_page_links_the_analyses_that_apply(store, seed):
+    create_app(store.home)
+    page = sys.modules["pages.run"]
+    modular, other = seed(store), seed(store, task="sort")
+    dash.register_page("test_analysis_page", path_template="/runs/<run_id>/demo",
+                       name="Demo analysis", layout=lambda **kw: None,
+                       analysis=lambda run: run.task.startswith("modular"))
+    try:
+        assert page.analyses_for(modular) == [("Demo analysis", f"/runs/{modular.id}/demo")]
+        assert page.analyses_for(other) == []
+    finally:
+        dash.page_registry.pop("test_analysis_page")
 
 
 def test_training_curves_trace_order():

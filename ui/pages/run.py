@@ -83,7 +83,8 @@ def layout(run_id: str | None = None, **query):
     try:
         run = store.get_run(run_id or "")
     except UserError as exc:
-        return html.Div([html.H2("Run not found"), html.P(str(exc)), dcc.Link("all runs", href="/")])
+        return html.Div([html.H2("Run not found"), html.P(str(exc)),
+                         dcc.Link("all runs", href="/")])
     poll = poll_run(store, run.id)
     history: dict[str, list[tuple[int, float]]] = {}
     for name, (xs, ys) in rows_to_series(poll.rows).items():

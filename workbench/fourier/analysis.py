@@ -22,7 +22,7 @@ import torch
 
 from workbench.errors import UserError
 from workbench.fourier.collect import collect_modular, modular_weights
-from workbench.fourier.logits import logit_fit, progress_losses
+from workbench.fourier.logits import logit_measures
 from workbench.fourier.measures import (detect_key_frequencies, embedding_fourier_norms,
                                         fourier_gini, key_fraction,
                                         key_frequencies_from_neurons, sum_squared_weights,
@@ -90,6 +90,17 @@ def _train_mask(mask: torch.Tensor, p: int) -> torch.Tensor:
     return mask.bool()
 
 
+def weight_fourier_norms(state: Mapping[str, torch.Tensor], p: int,
+                         operation: str = "add") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frequency norms of W_E (token axis) and W_L (class axis) over the reindexed Z_n."""
+    re = cyclic_reindex(operation, p)
+    weights = modular_weights(state)
+    if weights.w_u.shape[1] != p:
+        raise UserError(f"the model predicts {weights.w_u.shape[1]} classes; p={p} needs {p}")
+    return (embedding_fourier_norms(weights.w_e[re.a_index]),  # [n // 2 + 1]
+            unembedding_fourier_norms(weights.w_l[:, re.c_index]))
+
+
 def analyze_modular_model(state: Mapping[str, torch.Tensor], p: int,
                           train_pairs_mask: torch.Tensor, operation: str = "add", *,
                           n_heads: int = 4, act_fn: str = "relu",
@@ -103,22 +114,17 @@ def analyze_modular_model(state: Mapping[str, torch.Tensor], p: int,
     """
     re = cyclic_reindex(operation, p)
     mask = _train_mask(train_pairs_mask, p)
-    weights = modular_weights(state)
-    if weights.w_u.shape[1] != p:
-        raise UserError(f"the model predicts {weights.w_u.shape[1]} classes; p={p} needs {p}")
+    norms_e, norms_l = weight_fourier_norms(state, p, operation)
+    own_keys = detect_key_frequencies(norms_e, norms_l)
     acts = collect_modular(state, p, n_heads=n_heads, act_fn=act_fn)
     labels = labels_table(operation, p)  # [p, p]
-
-    norms_e = embedding_fourier_norms(weights.w_e[re.a_index])  # [n // 2 + 1]
-    norms_l = unembedding_fourier_norms(weights.w_l[:, re.c_index])
-    own_keys = detect_key_frequencies(norms_e, norms_l)
     keys = sorted(own_keys if key_frequencies is None else {int(k) for k in key_frequencies})
 
     neurons = neuron_frequencies(re.grid(acts.neurons))
     logits = acts.logits.double()  # [p, p, p] losses of a grokked model are ~1e-7: float64
     grid_logits = re.grid(logits)  # [n, n, p]
-    fit = logit_fit(grid_logits[:, :, re.c_index], keys)
-    losses = progress_losses(grid_logits, re.grid(labels), re.grid(mask), keys)
+    fit, losses = logit_measures(grid_logits, re.grid(labels), re.grid(mask), keys,
+                                 fit_classes=None if re.operation != "mul" else re.c_index)
     nll = -logits.log_softmax(dim=-1).gather(-1, labels[..., None])[..., 0]  # [p, p]
     correct = logits.argmax(dim=-1) == labels  # [p, p]
 
@@ -173,9 +179,9 @@ def analyze_series(checkpoints: Sequence[tuple[int, Mapping[str, torch.Tensor], 
     if len(set(steps)) != len(steps):
         raise UserError(f"duplicate checkpoint steps in {steps}")
     if key_frequencies is None:
-        final = analyze_modular_model(ordered[-1][1], p, train_pairs_mask, operation,
-                                      n_heads=n_heads, act_fn=act_fn, step=steps[-1])
-        key_frequencies = final.checkpoint_key_frequencies
+        key_frequencies = detect_key_frequencies(*weight_fourier_norms(ordered[-1][1], p,
+                                                                       operation))
+    key_frequencies = sorted(int(k) for k in key_frequencies)
     reports = [analyze_modular_model(state, p, train_pairs_mask, operation, n_heads=n_heads,
                                      act_fn=act_fn, key_frequencies=key_frequencies, step=step)
                for step, state, _ in ordered]

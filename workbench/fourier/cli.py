@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from workbench.errors import UserError
-from workbench.fourier.analysis import FourierReport, analyze_modular_model, analyze_series
+from workbench.fourier.analysis import analyze_modular_model, analyze_series
 
 OPERATION_OF_TASK = {"modular-addition": "add", "modular-subtraction": "sub",
                      "modular-multiplication": "mul"}
@@ -156,5 +156,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_handle)
 
 
-__all__ = ["FourierReport", "FourierRun", "analyze_run", "load_fourier_run",
+__all__ = ["FourierRun", "analyze_run", "load_fourier_run",
            "modular_train_mask", "register"]

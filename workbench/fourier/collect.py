@@ -125,7 +125,7 @@ def collect_modular(state: Mapping[str, torch.Tensor], p: int, *, n_heads: int,
         w, b = attn[name]
         return F.linear(x, w, b).unflatten(-1, (n_heads, d_head))
 
-    q = proj("q", x2)  # [H, dh]
+    q = proj("q", x2)  # [H, dh]: the same query for every input
     s0 = torch.einsum("hd,ahd->ah", q, proj("k", x0)) / scale  # [p, H]
     s1 = torch.einsum("hd,bhd->bh", q, proj("k", x1)) / scale  # [p, H]
     s2 = torch.einsum("hd,hd->h", q, proj("k", x2)) / scale  # [H]
@@ -146,7 +146,8 @@ def collect_modular(state: Mapping[str, torch.Tensor], p: int, *, n_heads: int,
     w_in = _get(state, "layers.0.mlp.fc_in.weight", dtype)  # [d_mlp, d_model]
     d_mlp = w_in.shape[0]
     b_in = _bias(state, "layers.0.mlp.fc_in.bias", d_mlp, dtype)
-    neurons = _ACTS[act_fn](F.linear(resid, w_in, b_in))  # [p, p, d_mlp]
+    pre = F.linear(resid, w_in, b_in)  # [p, p, d_mlp]
+    neurons = pre.relu_() if act_fn == "relu" else _ACTS[act_fn](pre)
     w_out = _get(state, "layers.0.mlp.fc_out.weight", dtype)  # [d_model, d_mlp]
     b_out = _bias(state, "layers.0.mlp.fc_out.bias", d_model, dtype)
     w_u = _get(state, "head.weight", dtype)  # [d_vocab_out, d_model]

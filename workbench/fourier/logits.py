@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.errors import UserError
-from workbench.fourier.basis import sum_directions
+from workbench.fourier.basis import sum_directions, transform_2d
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,18 @@ def key_directions(n: int, keys: Sequence[int]) -> torch.Tensor:
     return torch.cat([sum_directions(n, k) for k in keys])
 
 
+def _coefficients(x: torch.Tensor, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit directions ``[2K, n^2]`` and the logits' coefficients on them ``[2K, C]``."""
+    n = x.shape[0]
+    d = key_directions(n, keys).reshape(-1, n * n)
+    return d, d @ x.reshape(n * n, -1)
+
+
 def key_components(logits: torch.Tensor, keys: Sequence[int]) -> torch.Tensor:
     """The part of the logits in the key directions (``[n, n, C]``, float64)."""
     n = _check_grid(logits)
-    d = key_directions(n, keys).reshape(-1, n * n)  # [2K, n^2]
-    flat = logits.double().reshape(n * n, -1)  # [n^2, C]
-    return (d.T @ (d @ flat)).reshape(logits.shape)
+    d, coef = _coefficients(logits.double(), _check_keys(keys, n))
+    return (d.T @ coef).reshape(logits.shape)
 
 
 def restricted_logits(logits: torch.Tensor, keys: Sequence[int]) -> torch.Tensor:
@@ -107,23 +113,28 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
     return float(nll.mean())
 
 
-def progress_losses(logits: torch.Tensor, labels: torch.Tensor, train_mask: torch.Tensor,
-                    keys: Sequence[int]) -> ProgressLosses:
-    """Full, restricted (all inputs) and train, excluded (train inputs) losses."""
-    n = _check_grid(logits)
-    if labels.shape != (n, n) or train_mask.shape != (n, n):
-        raise UserError(f"labels and train mask must be [{n}, {n}], got "
-                        f"{tuple(labels.shape)} and {tuple(train_mask.shape)}")
-    x = logits.double()
-    comp = key_components(x, keys)
-    restricted = x.mean(dim=(0, 1), keepdim=True) + comp
-    mask = train_mask.bool()
-    return ProgressLosses(
-        full_loss=cross_entropy(x, labels),
-        restricted_loss=cross_entropy(restricted, labels),
-        train_loss=cross_entropy(x[mask], labels[mask]),
-        excluded_loss=cross_entropy((x - comp)[mask], labels[mask]),
-    )
+def _fit(coef: torch.Tensor, x: torch.Tensor, keys: list[int]) -> LogitFit:
+    """The cosine fit from the key coefficients of class-aligned logits ``x [n, n, n]``."""
+    n = x.shape[0]
+    # class-centred total sum of squares (softmax ignores a per-input offset)
+    total = float(x.pow(2).sum() - x.sum(dim=2).pow(2).sum() / n)
+    if total <= 0 or not keys:
+        return LogitFit(r2=0.0, alphas={k: 0.0 for k in keys})
+    c = torch.arange(n, dtype=torch.float64)
+    explained, alphas = 0.0, {}
+    for i, k in enumerate(keys):
+        w = 2 * math.pi * k / n
+        cos2 = float(torch.cos(w * c).pow(2).sum())  # sum_t cos^2(w t)
+        sin2 = float(torch.sin(w * c).pow(2).sum())
+        # <L, cos(w(a+b-c))> = sum_c cos(wc) <L_c, cos(ws)> + sin(wc) <L_c, sin(ws)>, and the
+        # unit directions are cos(ws) / sqrt(n cos2), sin(ws) / sqrt(n sin2)
+        inner = float((coef[2 * i] * torch.cos(w * c)).sum()) * math.sqrt(n * cos2)
+        if sin2 > 1e-9:
+            inner += float((coef[2 * i + 1] * torch.sin(w * c)).sum()) * math.sqrt(n * sin2)
+        norm2 = n * n * cos2  # |cos(w(a+b-c))|^2 over the n^3 grid
+        alphas[k] = inner / norm2
+        explained += inner * inner / norm2
+    return LogitFit(r2=explained / total, alphas=alphas)
 
 
 def logit_fit(logits: torch.Tensor, keys: Sequence[int]) -> LogitFit:
@@ -134,22 +145,51 @@ def logit_fit(logits: torch.Tensor, keys: Sequence[int]) -> LogitFit:
                         f"{tuple(logits.shape)}")
     keys = _check_keys(keys, n)
     x = logits.double()
-    x = x - x.mean(dim=2, keepdim=True)
-    total = float(x.pow(2).sum())
-    if total == 0 or not keys:
-        return LogitFit(r2=0.0, alphas={k: 0.0 for k in keys})
-    s = (torch.arange(n)[:, None] + torch.arange(n)[None, :]) % n  # [n, n]
-    c = torch.arange(n, dtype=torch.float64)
-    explained, alphas = 0.0, {}
-    for k in keys:
-        w = 2 * math.pi * k / n
-        u = torch.cos(w * s.double())  # [n, n]  cos(w(a+b))
-        v = torch.sin(w * s.double())
-        proj_u = torch.einsum("abc,ab->c", x, u)  # [n]
-        proj_v = torch.einsum("abc,ab->c", x, v)
-        # cos(w(s - c)) = cos(ws) cos(wc) + sin(ws) sin(wc)
-        inner = float((proj_u * torch.cos(w * c) + proj_v * torch.sin(w * c)).sum())
-        norm2 = n * n * float(torch.cos(w * c).pow(2).sum())
-        alphas[k] = inner / norm2
-        explained += inner * inner / norm2
-    return LogitFit(r2=explained / total, alphas=alphas)
+    return _fit(_coefficients(x, keys)[1], x, keys)
+
+
+def progress_losses(logits: torch.Tensor, labels: torch.Tensor, train_mask: torch.Tensor,
+                    keys: Sequence[int]) -> ProgressLosses:
+    """Full, restricted (all inputs) and train, excluded (train inputs) losses."""
+    return logit_measures(logits, labels, train_mask, keys)[1]
+
+
+def logit_measures(logits: torch.Tensor, labels: torch.Tensor, train_mask: torch.Tensor,
+                   keys: Sequence[int], fit_classes: torch.Tensor | None = None
+                   ) -> tuple[LogitFit | None, ProgressLosses]:
+    """Fit and losses sharing one projection onto the key directions.
+
+    ``fit_classes`` lists the classes in Z_n order for the fit (None: the class axis already is
+    Z_n when ``C == n``; otherwise no fit is made and None is returned for it).
+    """
+    n = _check_grid(logits)
+    if labels.shape != (n, n) or train_mask.shape != (n, n):
+        raise UserError(f"labels and train mask must be [{n}, {n}], got "
+                        f"{tuple(labels.shape)} and {tuple(train_mask.shape)}")
+    keys = _check_keys(keys, n)
+    x = logits.double()
+    d, coef = _coefficients(x, keys)  # [2K, n^2], [2K, C]
+    comp = (d.T @ coef).reshape(x.shape)  # [n, n, C]
+    restricted = x.mean(dim=(0, 1), keepdim=True) + comp
+    mask = train_mask.bool()
+    losses = ProgressLosses(
+        full_loss=cross_entropy(x, labels),
+        restricted_loss=cross_entropy(restricted, labels),
+        train_loss=cross_entropy(x[mask], labels[mask]),
+        excluded_loss=cross_entropy((x - comp)[mask], labels[mask]),
+    )
+    if fit_classes is None and x.shape[2] == n:
+        fit = _fit(coef, x, keys)
+    elif fit_classes is not None:
+        fit = _fit(coef[:, fit_classes], x[:, :, fit_classes], keys)
+    else:
+        fit = None
+    return fit, losses
+
+
+def logit_fourier_norm_map(logits: torch.Tensor) -> torch.Tensor:
+    """The 2-D Fourier norm map of the logits: ``sqrt(sum_c (B L_c B^T)^2)`` as ``[n, n]``
+    (rows: a-basis, columns: b-basis, in :mod:`workbench.fourier.basis` row order). A grokked
+    addition model lights up the ``cos/sin k x cos/sin k`` cells of its key frequencies."""
+    _check_grid(logits)
+    return transform_2d(logits.float()).pow(2).sum(dim=2).sqrt().double()

@@ -61,7 +61,7 @@ def block_fractions(acts: torch.Tensor) -> torch.Tensor:
     x = acts.to(dtype)
     flat = x.reshape(n * n, d_mlp)
     mean = flat.mean(dim=0)  # [d_mlp]
-    total = (torch.linalg.vector_norm(flat, dim=0).pow(2) - n * n * mean.pow(2)).double()
+    total = (flat.pow(2).sum(dim=0) - n * n * mean.pow(2)).double()  # (vector_norm is slower)
     left = (b @ x.reshape(n, -1)).reshape(n, n, d_mlp)  # [i, b, m]: a axis transformed
     n_pairs = (n - 1) // 2  # frequencies with both cos (row 2k - 1) and sin (row 2k)
     # C[i, j] = sum_b left[i, b] B[j, b], only inside the {0, cos k, sin k}^2 blocks

@@ -55,7 +55,7 @@ class NumberSpectrum:
 
 
 def number_spectrum(x: torch.Tensor, *, center: bool = True) -> NumberSpectrum:
-    """Spectrum along axis ``-2`` of ``x`` ``[..., N, d]`` (e.g. ``[N, d]`` or ``[layers, N, d]``)."""
+    """Spectrum along axis -2 of ``x`` ``[..., N, d]`` (``[N, d]`` or ``[layers, N, d]``)."""
     if x.ndim < 2 or x.shape[-2] < 2:
         raise UserError(f"number representations must be [..., n_numbers >= 2, d], got "
                         f"{tuple(x.shape)}")
