@@ -1,0 +1,93 @@
+"""End-to-end training, the CLI (train / export / verify) and bad user input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from programs.cli import register
+from programs.config import TINY, ProgramConfig
+from programs.data import shape_for
+from programs.train import train_program
+from programs.verify import verify
+from programs_helpers import fixed_reverse
+from training.tasks import Example, TaskData
+from workbench.errors import UserError
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="workbench")
+    register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+@pytest.mark.integration
+def test_tiny_reverse_trains_to_99_percent_and_program_agrees():
+    data = fixed_reverse()
+    result = train_program(data, TINY.with_overrides({"epochs": 300}))
+    assert result.test_acc >= 0.99, result.test_acc
+    x = __import__("programs.data", fromlist=["encode"]).encode(data.test, result.program.shape)[0]
+    assert verify(result.program, x).agreement == 1.0
+
+
+@pytest.mark.integration
+def test_cli_train_export_verify(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    data = tmp_path / "rev.jsonl"
+    task = fixed_reverse(length=3, vocab="abc")
+    with data.open("w") as fh:
+        for ex in (*task.train, *task.test):
+            fh.write(json.dumps({"input": list(ex.input), "output": list(ex.output)}) + "\n")
+    assert run_cli(["programs", "train", "rev", "--data", str(data), "--preset", "tiny",
+                    "--set", "epochs=5", "--seed", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) >= {"run_id", "test_acc", "train_acc", "wall_seconds", "program_lines"}
+    prog = tmp_path / "prog.py"
+    assert run_cli(["programs", "export", summary["run_id"], "-o", str(prog)]) == 0
+    capsys.readouterr()
+    assert run_cli(["programs", "verify", summary["run_id"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agreement"] == 1.0
+    # the exported file runs on its own, in a fresh interpreter, with the standard library only
+    code = f"import runpy; ns = runpy.run_path({str(prog)!r}); print(ns['run'](['BOS','a','b','c']))"
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    assert len(eval(out)) == 4
+
+
+def test_non_functional_task_is_rejected():
+    ex = [Example(input=("BOS", "a"), output=(None, "x")),
+          Example(input=("BOS", "a"), output=(None, "y"))]
+    data = TaskData(name="bad", train=tuple(ex), test=(), input_vocab=("BOS", "a", "PAD"),
+                    output_vocab=("x", "y"), layout="aligned", pad_token="PAD")
+    with pytest.raises(UserError, match="not a function"):
+        train_program(data, TINY)
+
+
+def test_empty_file_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(UserError, match="empty"):
+        run_cli(["programs", "train", "x", "--data", str(empty), "--preset", "tiny"])
+
+
+def test_vocabulary_too_large_for_width():
+    data = fixed_reverse(length=3, vocab="abcdef")
+    with pytest.raises(UserError, match="var_width"):
+        shape_for(data, var_width=4)
+    with pytest.raises(UserError, match="var_width"):
+        train_program(data, TINY.with_overrides({"var_width": "4"}))
+
+
+def test_bad_settings_are_user_errors():
+    with pytest.raises(UserError, match="nope"):
+        TINY.with_overrides({"nope": 1})
+    with pytest.raises(UserError, match="n_layers"):
+        ProgramConfig(n_layers=0)
+    with pytest.raises(UserError):
+        run_cli(["programs", "train", "reverse", "--set", "epochs"])
