@@ -101,9 +101,10 @@ class MaskedModel(torch.nn.Module):
         self.W_E = to(bridge.W_E)
         self.W_pos = to(_opt(bridge, "W_pos")) if spec.separate_pos else None
         blocks = bridge.blocks
-        self.W_Q = to(bridge.W_Q)  # [L, H, d_model, d_head]
-        self.W_K = to(bridge.W_K)  # [L, G, d_model, d_head]
-        self.W_V = to(bridge.W_V)
+        # cloned: norm weights are folded into these in place, never into the bridge's tensors
+        self.W_Q = to(bridge.W_Q).clone()  # [L, H, d_model, d_head]
+        self.W_K = to(bridge.W_K).clone()  # [L, G, d_model, d_head]
+        self.W_V = to(bridge.W_V).clone()
         self.W_O = to(bridge.W_O)  # [L, H, d_head, d_model]
         assert self.W_K.shape[1] == G, (self.W_K.shape, G)
         d, dh = cfg.d_model, cfg.d_head
@@ -136,11 +137,54 @@ class MaskedModel(torch.nn.Module):
         self.ln_f = _norm_from(bridge.ln_final, final_kind, eps)
         self.W_U = to(bridge.W_U)  # [d_model, d_vocab_out]
         self.b_U = to(_opt(bridge, "b_U"))
+        self._fold_norm_weights()
         self.scales = [self._attn_scale(cfg, b, i) for i, b in enumerate(blocks)]
         self.causal = getattr(cfg, "attention_dir", "causal") == "causal"
         self._rope = self._rotary(bridge) if not spec.separate_pos else None
 
     # -- model pieces -----------------------------------------------------------------------
+    def _fold_norm_weights(self) -> None:
+        """Fold each norm's scale and bias into the projection it feeds (exact algebra).
+
+        Every Q/K/V reader normalises its own input, so the norm runs on H + 2·H_kv tensors per
+        layer; folding removes two elementwise passes over all of them (and their backward).
+        """
+        def fold(norm: _Norm, weight: torch.Tensor, bias: torch.Tensor | None, d_axis: int):
+            if norm.kind is None:
+                return weight, bias
+            w = norm.weight if norm.weight is not None else None
+            b = norm.bias
+            if b is not None:  # bias enters before the projection: b @ W
+                shift = torch.tensordot(b, weight, dims=([0], [d_axis]))
+                bias = shift if bias is None else bias + shift
+            if w is not None:
+                shape = [1] * weight.dim()
+                shape[d_axis] = -1
+                weight = weight * w.view(shape)
+            norm.weight, norm.bias = None, None
+            return weight, bias
+
+        for layer, ln in enumerate(self.ln1):
+            w_, b_ = ln.weight, ln.bias
+            for name in ("Q", "K", "V"):
+                ln.weight, ln.bias = w_, b_
+                W, B = fold(ln, getattr(self, f"W_{name}")[layer], getattr(self, f"b_{name}")[layer],
+                            1)
+                getattr(self, f"W_{name}")[layer] = W
+                getattr(self, f"b_{name}")[layer] = B
+        if self.has_mlp:
+            for layer, ln in enumerate(self.ln2):
+                w_, b_ = ln.weight, ln.bias
+                if self.W_gate[layer] is not None:
+                    self.W_gate[layer], extra = fold(ln, self.W_gate[layer], None, 0)
+                    if extra is not None:  # a gate bias: keep it as a separate term
+                        self._gate_bias = getattr(self, "_gate_bias", {})
+                        self._gate_bias[layer] = extra
+                    ln.weight, ln.bias = w_, b_
+                self.W_in[layer], self.b_in[layer] = fold(ln, self.W_in[layer],
+                                                          self.b_in[layer], 0)
+        self.W_U, self.b_U = fold(self.ln_f, self.W_U, self.b_U, 0)
+
     @staticmethod
     def _attn_scale(cfg, block, layer: int) -> float:
         hf_scaling = getattr(getattr(block.attn, "_original_component", None), "scaling", None)
@@ -193,7 +237,10 @@ class MaskedModel(torch.nn.Module):
         if self.b_in[layer] is not None:
             h = h + self.b_in[layer]
         if self.W_gate[layer] is not None:
-            h = self.act(x @ self.W_gate[layer]) * h
+            gate = x @ self.W_gate[layer]
+            if layer in getattr(self, "_gate_bias", {}):
+                gate = gate + self._gate_bias[layer]
+            h = self.act(gate) * h
         else:
             h = self.act(h)
         out = h @ self.W_out[layer]

@@ -207,6 +207,7 @@ def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTas
             metrics = _eval_metrics(model, train_x, train_y, test_x, test_y, positions)
             model.train()
             metrics["lr"] = lr_at(step, cfg)
+            metrics["elapsed_seconds"] = elapsed_before + time.perf_counter() - t0
             store.log_metrics(run_id, done, metrics)
             if bar is not None:
                 bar.set_postfix(loss=f"{metrics['train_loss']:.3g}",

@@ -33,14 +33,17 @@ def training_curves(history: dict[str, list[tuple[int, float]]] | None = None, *
     so the trace order never changes. ``log_x`` puts steps on a log axis, ``log_y`` the loss.
     """
     history = history or {}
+    # markers make the first few evaluations visible; on long histories they only cost
+    mode = "lines+markers" if sum(map(len, history.values())) < 800 else "lines"
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         row_heights=[0.6, 0.4], subplot_titles=("loss", "accuracy"))
     fig.update_annotations(x=0, xanchor="left", font={"size": 13})  # titles left of the legend
     for name, row, colour, dash in CURVE_SERIES:
         points = history.get(name, [])
         fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points],
-                                 mode="lines", name=name.replace("_", " "),
-                                 line={"color": colour, "dash": dash, "width": 2}),
+                                 mode=mode, name=name.replace("_", " "),
+                                 line={"color": colour, "dash": dash, "width": 2},
+                                 marker={"size": 4}),
                       row=row, col=1)
     fig.update_layout(height=height, margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 40},
                       template="plotly_white", title=title, uirevision="curves",

@@ -93,11 +93,15 @@ def start_job(argv: list[str], run_id: str | None = None, *, store: "RunStore | 
     child_env = {**os.environ, **(env or {}), "WORKBENCH_HOME": str(store.home),
                  "PYTHONUNBUFFERED": "1",
                  "WORKBENCH_JOB_COMMAND": json.dumps(command or _CLI)}
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-P", __file__, "supervise", str(store.db_path), job_id],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env=child_env)
+    try:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-P", __file__, "supervise", str(store.db_path), job_id],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True, env=child_env)
+    except OSError as exc:
+        _finish(store.db_path, job_id, None, "failed", f"could not start the job: {exc}")
+        raise
     _CHILDREN[proc.pid] = proc
     store.execute("UPDATE jobs SET pid=? WHERE id=?", (proc.pid, job_id))
     return job_status(job_id, store=store)

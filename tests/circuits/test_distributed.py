@@ -14,7 +14,7 @@ def test_two_gloo_processes_find_the_same_circuit(tmp_path):
     run_id, task = save_hand_built_run(home, tmp_path)
     env = {**os.environ, "WORKBENCH_HOME": str(home), "OMP_NUM_THREADS": "1"}
     common = ["-m", "circuits.distributed", "--model", run_id, "--task", str(task),
-              "--target-sparsity", "1.05", "--steps", "200", "--lr-warmup", "20",
+              "--target-sparsity", "1.05", "--steps", "300", "--lr-warmup", "20",
               "--examples", "64", "--seed", "5"]
     one = tmp_path / "one.json"
     two = tmp_path / "two.json"

@@ -9,11 +9,13 @@ from workbench.models import load_hf_bridge
 
 def _check(bridge, seq=7, batch=3):
     torch.manual_seed(0)
-    mm = MaskedModel(bridge)
     vocab = bridge.cfg.d_vocab
     clean = torch.randint(0, vocab, (batch, seq))
     corrupted = torch.randint(0, vocab, (batch, seq))
+    before = bridge(clean)
+    mm = MaskedModel(bridge)  # folds norm weights into its own copies, never the bridge's
     ref = bridge(clean)
+    assert torch.equal(before, ref)
     abl = mm.writer_outputs(corrupted)
     ones = mm.graph.edge_mask.float()
     assert torch.allclose(mm(clean, edges=ones, ablated=abl), ref, atol=1e-5, rtol=1e-5)

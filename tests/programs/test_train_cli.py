@@ -11,7 +11,7 @@ import pytest
 
 from programs.cli import register
 from programs.config import TINY, ProgramConfig
-from programs.data import shape_for
+from programs.data import encode, shape_for
 from programs.train import train_program
 from programs.verify import verify
 from programs_helpers import fixed_reverse
@@ -31,7 +31,7 @@ def test_tiny_reverse_trains_to_99_percent_and_program_agrees():
     data = fixed_reverse()
     result = train_program(data, TINY.with_overrides({"epochs": 300}))
     assert result.test_acc >= 0.99, result.test_acc
-    x = __import__("programs.data", fromlist=["encode"]).encode(data.test, result.program.shape)[0]
+    x = encode(data.test, result.program.shape)[0]
     assert verify(result.program, x).agreement == 1.0
 
 

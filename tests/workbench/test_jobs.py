@@ -128,6 +128,18 @@ def test_refresh_detects_a_job_started_by_another_process(store):
     assert jobs.job_status("j-000000000001", store=store).status == "failed"
 
 
+def test_job_outlives_the_process_that_started_it(store):
+    starter = ("import sys, json; from workbench.jobs import start_job; "
+               "print(start_job(['1', '0'], command=json.loads(sys.argv[1])).id)")
+    out = subprocess.run([sys.executable, "-c", starter, json.dumps(CMD)], capture_output=True,
+                         text=True, timeout=120, env={**os.environ,
+                                                     "WORKBENCH_HOME": str(store.home)})
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip().splitlines()[-1]  # the starter has exited by now
+    done = wait_done(job_id, store)
+    assert (done.status, done.exit_code) == ("completed", 0)  # recorded by the supervisor
+
+
 def test_concurrent_jobs(store):
     started = [jobs.start_job(["1", str(i % 2)], store=store, command=CMD) for i in range(4)]
     assert len({j.pid for j in started}) == 4
