@@ -156,12 +156,10 @@ def run_pairs(target: Target, kind: str, n: int = 256, seed: int = 0) -> PairDat
     rows = []
     vocab = enc.input_vocab
     if kind == "induction":
-        params = target.run.config.get("task_params", {})
         letters = [vocab.index(t) for t in vocab if t.isalpha() and len(t) == 1]
         numbers = [vocab.index(t) for t in vocab if t.isdigit()]
         if not letters or not numbers:
             raise UserError("the induction task needs a run trained on the 'induction' task")
-        del params
     for i in order:
         clean = x[i].tolist()
         p = int(last[i])

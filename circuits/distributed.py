@@ -15,7 +15,6 @@ here: our models fit).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
