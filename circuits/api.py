@@ -9,6 +9,7 @@ touched; the all-ones masked forward is checked against the bridge before a sear
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,12 @@ def discover(model: str | Target, task: str, *, target_sparsity: float = 0.95,
              lr: float = 0.8, acdc_threshold: float | None = None,
              out_dir: str | Path | None = None, name: str | None = None,
              store: RunStore | None = None, data: PairDataset | None = None,
-             on_log=None, device: str | None = None) -> DiscoverResult:
-    """Find a circuit for ``task`` on ``model`` and record it as a ``circuits`` run."""
+             on_log=None, device: str | None = None,
+             run_id: str | None = None) -> DiscoverResult:
+    """Find a circuit for ``task`` on ``model`` and record it as a ``circuits`` run.
+
+    ``run_id`` fills a ``circuits`` run created beforehand (the browser app creates it so it can
+    show the run at once, then starts this search as a job)."""
     t0 = time.perf_counter()
     if method not in METHODS:
         raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -88,8 +93,16 @@ def discover(model: str | Target, task: str, *, target_sparsity: float = 0.95,
     store = store or RunStore()
     config = {"model": target.name, "task": task, "method": method,
               "search": cfg.to_json(), "n_examples": len(data)}
-    run = store.create_run(kind="circuits", task=Path(str(task)).name, config=config,
-                           name=name)
+    if run_id is None:
+        run = store.create_run(kind="circuits", task=Path(str(task)).name, config=config,
+                               name=name)
+    else:
+        run = store.get_run(run_id)
+        if run.kind != "circuits" or run.status != "created":
+            raise UserError(f"run {run_id!r} is not a new circuits run "
+                            f"({run.kind}, {run.status})")
+        store.execute("UPDATE runs SET config=? WHERE id=?",
+                      (json.dumps(config, sort_keys=True), run.id))
     store.set_status(run.id, "running")
     try:
         t_search = time.perf_counter()

@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     d.add_argument("--lr", type=_float, default=0.8)
     d.add_argument("--device", default=None)
     d.add_argument("--name", default=None)
+    d.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # a run the app created
     d.add_argument("-o", "--output", default=None, help="directory for the circuit files")
     d.add_argument("--json", action="store_true")
     d.set_defaults(handler=_discover)
@@ -78,7 +79,7 @@ def _discover(args) -> int:
                    method=args.method, ablation=args.ablation, objective=args.objective,
                    steps=args.steps, seed=args.seed, n_examples=args.examples,
                    batch_size=args.batch_size, lr=args.lr, out_dir=args.output,
-                   name=args.name, device=args.device)
+                   name=args.name, device=args.device, run_id=args.run_id)
     out = res.to_json()
     emit(out, args.json,
          f"run {res.run_id}: {res.n_edges}/{res.total_edges} edges (sparsity "

@@ -32,7 +32,6 @@ class ProgramConfig:
     temperature_start: float = 3.0
     temperature_end: float = 0.01
     attn_scale: float = 10.0  # sharpness of the relaxed attention (hard model: argmax)
-    hard_attention: bool = False  # straight-through one-key attention while training
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -57,6 +56,10 @@ class ProgramConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ProgramConfig":
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise UserError(f"unknown program config keys: {sorted(unknown)} (saved by a "
+                            "different version?)")
         return cls(**data)
 
     def with_overrides(self, overrides: dict) -> "ProgramConfig":

@@ -12,8 +12,10 @@ predicate), replaces the BOS column by ``0.5 + 0.5 S`` (BOS wins only when nothi
 by rank), subtracts a small bias proportional to the runtime rank (closest first, self last) and
 takes a softmax at ``attn_scale``. With one-hot inputs and an infinite scale this is exactly the
 hard rule. A numerical head outputs ``sum_j S_ij`` (the count of matches, RASP selector width).
-MLPs read two variables (one-hots concatenated, or two scalars), one ReLU layer, ``k`` logits,
-Gumbel-softmaxed into a new categorical variable. All heads of a layer share one einsum.
+MLPs read two variables (one-hots concatenated, or two counts through triangular "tent" features
+that are one-hot on integers), one ReLU layer, ``k`` logits, Gumbel-softmaxed into a new
+categorical variable. All reads of a layer are one matmul; tensors are batch-last (see
+:mod:`programs.kernels`) because the per-sequence products are tiny.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from programs.config import ProgramConfig
 from programs.data import ProgramShape
 from programs.discrete import CatHead, DiscreteProgram, MLPTable, NumHead, rank_matrix
+from programs.kernels import gather, pair_scores
 
 RANK_WEIGHT = 0.3  # total rank bias stays below the 0.5 gap between a match and the BOS default
 
@@ -38,6 +41,24 @@ def variable_names(cfg: ProgramConfig) -> tuple[list[str], list[str]]:
         cat += [f"mlp_{layer}_{m}" for m in range(cfg.n_cat_mlps)]
         cat += [f"num_mlp_{layer}_{m}" for m in range(cfg.n_num_mlps)]
     return cat, num
+
+
+def _read(weights: torch.Tensor, chunks: list, per_value: bool = False) -> torch.Tensor:
+    """``sum_v weights[:, v] * variable_v`` over chunked variables ``[v, k, n, b]``.
+
+    ``per_value``: ``weights`` is ``[o, k, v]`` (one weight per variable and value, the
+    unembedding) and the result is ``[o, n b]``; else ``weights`` is ``[r, v]`` -> ``[r, k n b]``.
+    """
+    sizes = [chunk.shape[0] for chunk in chunks]
+    out = None
+    for w, chunk in zip(weights.split(sizes, dim=-1), chunks):
+        v = chunk.shape[0]
+        if per_value:
+            part = w.transpose(1, 2).reshape(w.shape[0], -1) @ chunk.reshape(v * chunk.shape[1], -1)
+        else:
+            part = w @ chunk.reshape(v, -1)
+        out = part if out is None else out + part
+    return out
 
 
 def tents(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -140,61 +161,60 @@ class ProgramModel(nn.Module):
         # contiguous batch axis (much faster than thousands of tiny bmm calls on a CPU).
         tok = self.eye[tokens.T].permute(2, 0, 1)  # [k, n, b]
         pos = self.eye[:n].T[:, :, None].expand(k, n, b)
-        cat = torch.stack([tok, pos])  # [v, k, n, b]
+        # Categorical variables stay a list of per-module chunks [v, k, n, b]: reading sums one
+        # matmul per chunk instead of re-concatenating the whole stream after every module.
+        cats = [torch.stack([tok, pos])]
         num = torch.ones(1, n, b)  # [v, n, b]
         for layer in self.layers:
-            cat, num = self._layer(layer, cat, num, tau, hard)
-        v = cat.shape[0]
-        out = self.unembed_cat.reshape(v * k, -1).T @ cat.reshape(v * k, -1)  # [o, n b]
+            num = self._layer(layer, cats, num, tau, hard)
+        out = _read(self.unembed_cat.reshape(-1, k, self.unembed_cat.shape[-1]).transpose(0, 2),
+                    cats, per_value=True)  # [o, n b]
         return out + self.unembed_num.T @ num.reshape(num.shape[0], -1) + self.unembed_bias[:, None]
 
-    def _layer(self, lyr: ProgramLayer, cat, num, tau: float, hard: bool):
-        v, k, n, b = cat.shape
+    def _layer(self, lyr: ProgramLayer, cats: list, num, tau: float, hard: bool):
+        """Append this layer's categorical outputs to ``cats``; return the numerical stream."""
+        _, k, n, b = cats[0].shape
         hc, hn = lyr.hc, lyr.hn
         heads = hc + hn
         if heads:
             read = _gumbel(lyr.head_read, tau, hard)  # [reads, v]
-            x = (read @ cat.view(v, -1)).view(-1, k, n, b)  # [reads, k, n, b]
-            q, key, val = x[:heads], x[heads:2 * heads], x[2 * heads:]
+            x = _read(read, cats).view(-1, k, n, b)  # [reads, k, n, b]
+            # split (not slicing): its backward is one concatenation, not zero-fill + add per part
+            q, key, val = x.split([heads, heads, hc])
             pred = _gumbel(lyr.predicate, tau, hard)  # [heads, q value, k value]
             qp = torch.bmm(pred.transpose(1, 2), q.reshape(heads, k, n * b)).view(heads, k, n, b)
+            qp_c, qp_n = qp.split([hc, hn])
+            key_c, key_n = key.split([hc, hn])
             if hc:
-                # Tiny per-sequence products: broadcasting over a contiguous batch axis beats
-                # thousands of 8x10 bmm calls.
-                s = (qp[:hc, :, :, None] * key[:hc, :, None]).sum(1)  # [hc, query, key, b]
+                s = pair_scores(qp_c, key_c)  # [hc, query, key, b]
                 sc = s * self.bos_scale + (1 - self.bos_scale)  # BOS: 0.5 + 0.5 match
                 scale = 1e4 if hard else self.cfg.attn_scale
                 attn = torch.softmax(scale * (sc + self.rank_bias), dim=2)  # [hc, i, j, b]
-                if self.cfg.hard_attention and not hard:
-                    # Straight-through: the forward pass attends to one key, as the discrete
-                    # model does, so the relaxation cannot learn from averages over keys.
-                    top = F.one_hot(attn.argmax(2), n).movedim(-1, 2).to(attn.dtype)
-                    attn = top + attn - attn.detach()
-                out = (attn[:, None] * val[:, :, None]).sum(3)  # [hc, k, n, b]
-                cat = torch.cat([cat, out], 0)
+                out = gather(attn, val)  # [hc, k, n, b]
+                cats.append(out)
             if hn:
                 # count_i = sum_j q_i P k_j = q_i P (sum_j k_j): no [query, key] scores needed
-                ksum = key[hc:].cumsum(2) if self.cfg.causal else key[hc:].sum(2, keepdim=True)
-                num = torch.cat([num, (qp[hc:] * ksum).sum(1)], 0)  # counts [hn, n, b]
+                ksum = key_n.cumsum(2) if self.cfg.causal else key_n.sum(2, keepdim=True)
+                num = torch.cat([num, (qp_n * ksum).sum(1)], 0)  # counts [hn, n, b]
         outs = []
         if lyr.mc:
             read = _gumbel(lyr.mlp_read, tau, hard)  # [2 mc, v]: first inputs, then second
-            x = (read @ cat.view(cat.shape[0], -1)).view(2, lyr.mc, k, n * b)
-            x = torch.cat([x[0], x[1]], 1)  # [mc, 2k, n b]
-            h = torch.relu(torch.baddbmm(lyr.mlp_b1, lyr.mlp_w1, x))  # [mc, d, n b]
+            first, second = _read(read, cats).view(2, lyr.mc, k, n * b).unbind(0)
+            h = torch.baddbmm(lyr.mlp_b1, lyr.mlp_w1[:, :, :k], first)  # [mc, d, n b]
+            h = torch.relu(torch.baddbmm(h, lyr.mlp_w1[:, :, k:], second))
             logits = torch.baddbmm(lyr.mlp_b2, lyr.mlp_w2, h)  # [mc, k, n b]
             outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mc, k, n, b))
         if lyr.mn:
             read = _gumbel(lyr.num_read, tau, hard)  # [2 mn, v]
             x = (read @ num.view(num.shape[0], -1)).view(2, lyr.mn, n * b)
-            x = torch.stack([x[0], x[1]], 1)  # [mn, 2, n b]
+            x = x.transpose(0, 1)  # [mn, 2, n b]
             x = tents(x, self.centres)  # [mn, 2 (n_ctx + 1), n b]
             h = torch.relu(torch.baddbmm(lyr.num_b1, lyr.num_w1, x))
             logits = torch.baddbmm(lyr.num_b2, lyr.num_w2, h)
             outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mn, k, n, b))
         if outs:
-            cat = torch.cat([cat, *outs], 0)
-        return cat, num
+            cats.append(torch.cat(outs, 0))
+        return num
 
     @torch.no_grad()
     def discretize(self) -> DiscreteProgram:

@@ -115,7 +115,8 @@ def test_series_uses_final_keys_and_detects_phases(constructed_model):
         state = {k: t * v + (1 - t) * noise[k] for k, v in final.items()}
         metrics = {"train_acc": 1.0 if i >= 1 else 0.2, "test_loss": [5, 5, 5, 5, 1e-1, 1e-3, 1e-5, 1e-6][i]}
         checkpoints.append(((i + 1) * 100, state, metrics))
-    series = analyze_series(checkpoints[::-1], p, torch.rand(p, p, generator=g) < 0.5, n_heads=2)
+    mask = torch.rand(p, p, generator=g) < 0.5
+    series = analyze_series(checkpoints[::-1], p, mask, n_heads=2)
     assert [r.step for r in series.reports] == [100 * (i + 1) for i in range(8)]
     assert all(r.key_frequencies == [2, 5] for r in series.reports)
     assert series.phases.memorisation_end == 200
@@ -123,6 +124,17 @@ def test_series_uses_final_keys_and_detects_phases(constructed_model):
     assert series.reports[-1].embedding_key_fraction > series.reports[0].embedding_key_fraction
     doc = series.to_json()
     assert doc["phases"]["memorisation_end"] == 200 and len(doc["checkpoints"]) == 8
+    # a finer metric history decides the boundaries
+    steps = list(range(10, 801, 10))
+    history = {"train_acc": [(s, 1.0 if s >= 150 else 0.5) for s in steps],
+               "test_loss": [(s, 5.0 if s < 400 else 10.0 ** (0.7 - (s - 400) / 50)) for s in steps]}
+    fine = analyze_series(checkpoints, p, mask, n_heads=2, history=history)
+    assert fine.phases.memorisation_end == 150
+    assert fine.phases.circuit_formation_end == pytest.approx(400, abs=10)
+    assert fine.phases.cleanup_end is None  # still falling at the last step
+    assert fine.phases.excluded_loss_peak == series.phases.excluded_loss_peak
+    serial = analyze_series(checkpoints, p, mask, n_heads=2, workers=1, threads=None)
+    assert serial.to_json() == analyze_series(checkpoints, p, mask, n_heads=2).to_json()
 
 
 def test_bad_inputs(constructed_model):

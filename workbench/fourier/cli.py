@@ -36,6 +36,7 @@ class FourierRun:
     steps: list[int]
     load_state: Callable[[int], dict[str, torch.Tensor]]
     metrics: dict[int, dict[str, float]]
+    history: dict[str, list[tuple[int, float]]] | None = None
     save_result: Callable[[str, dict], None] | None = None
 
 
@@ -71,7 +72,8 @@ def load_fourier_run(ref: str) -> FourierRun:
     if not steps:
         raise UserError(f"run {handle.id} has no checkpoints")
     metrics: dict[int, dict[str, float]] = {}
-    for name, rows in handle.metrics().items():
+    history = handle.metrics()
+    for name, rows in history.items():
         for step, value in rows:
             metrics.setdefault(int(step), {})[name] = value
 
@@ -83,7 +85,7 @@ def load_fourier_run(ref: str) -> FourierRun:
 
     return FourierRun(run_id=handle.id, p=p, operation=OPERATION_OF_TASK[task], train_mask=mask,
                       n_heads=int(model.get("n_heads", 4)), act_fn=str(model.get("act_fn", "relu")),
-                      steps=steps, load_state=load_state, metrics=metrics,
+                      steps=steps, load_state=load_state, metrics=metrics, history=history,
                       save_result=save_result)
 
 
@@ -100,7 +102,8 @@ def analyze_run(run: FourierRun, which: str | int = "final") -> dict:
     common = dict(n_heads=run.n_heads, act_fn=run.act_fn)
     if which == "all":
         series = analyze_series([(s, run.load_state(s), run.metrics.get(s)) for s in run.steps],
-                                run.p, run.train_mask, run.operation, **common)
+                                run.p, run.train_mask, run.operation, history=run.history,
+                                **common)
         payload = {"run": run.run_id, **series.to_json()}
         key = "series"
     else:

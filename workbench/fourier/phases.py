@@ -8,12 +8,16 @@ the sum of squared weights falls; 9.4k-14k). The paper places the lines by eye; 
 
 1. ``memorisation_end``: the first checkpoint with train accuracy >= 0.99 (without accuracies,
    the first with train loss <= 1% of the first checkpoint's).
-2. ``circuit_formation_end`` and ``cleanup_end``: the two knots of a continuous three-segment
-   linear fit (least squares over every pair of checkpoints as knots) to ``log10`` test loss
-   against step, over the checkpoints from ``memorisation_end`` on: plateau, steep fall, tail.
-   Only accepted when the middle segment falls by at least one decade (``min_drop_decades``);
-   otherwise the model has not grokked and both are None. Without test losses, ``log10`` of the
-   test error rate (``1 - accuracy``, floored at 1e-4) is fitted instead.
+2. ``circuit_formation_end`` and ``cleanup_end``: fit a continuous three-segment linear
+   function (least squares over every pair of checkpoints as knots) to ``log10`` test loss
+   against step, over the checkpoints from ``memorisation_end`` on (plateau, steep fall, tail).
+   The segment over which the test loss falls the most is cleanup: its start ends circuit
+   formation and its end ends cleanup. Accepted when the test loss falls by at least
+   ``min_drop_decades`` (one decade) from that start; otherwise the model has not grokked and
+   both are None. When the segment after it still falls at least half as fast (or there is
+   none), cleanup has not finished by the last checkpoint and ``cleanup_end`` is None. Without
+   test losses, ``log10`` of the test error rate (``1 - accuracy``, floored at 1e-4) is fitted
+   instead. Checkpoints or a finer metric history (see ``analyze_series``) may be used.
 
 Supporting diagnostics (reported, not used for the boundaries): the step where the excluded
 loss peaks, and the steps of the steepest Gini rise and the steepest fall of the sum of squared
@@ -32,8 +36,8 @@ from workbench.errors import UserError
 
 @dataclass(frozen=True)
 class PhaseBoundaries:
-    """Steps at which each phase ends (None when it is not reached); ``grokked`` is whether a
-    cleanup was found."""
+    """Steps at which each phase ends (None when it is not reached); ``grokked`` is whether the
+    test loss left its plateau (cleanup started)."""
 
     memorisation_end: int | None
     circuit_formation_end: int | None
@@ -48,8 +52,9 @@ class PhaseBoundaries:
         return asdict(self)
 
 
-RULE = ("memorisation ends at train accuracy >= 0.99; circuit formation and cleanup end at the "
-        "knots of a continuous 3-segment linear fit to log10 test loss after memorisation")
+RULE = ("memorisation ends at train accuracy >= 0.99; cleanup is the segment of a continuous "
+        "3-segment linear fit to log10 test loss (after memorisation) with the largest fall: "
+        "circuit formation ends at its start, cleanup at its end")
 
 
 def _arr(x: Sequence[float] | None, n: int, name: str) -> np.ndarray | None:
@@ -127,10 +132,17 @@ def detect_phases(steps: Sequence[int], *, train_accuracy: Sequence[float] | Non
     i2 = i3 = None
     if i1 is not None and n - i1 >= 4:
         a, b, slopes = three_segment_knots(st[i1:], y[i1:])
-        drop = y[i1 + a] - y[i1 + b]
-        steepest = slopes[1] <= min(slopes[0], slopes[2])
-        if drop >= min_drop_decades and steepest:
-            i2, i3 = i1 + a, i1 + b
+        knots = [0, a, b, n - 1 - i1]
+        span = st[i1:]
+        lengths = np.diff(span[knots]) / max(span[-1] - span[0], 1e-12)
+        steep = int(np.argmin(slopes * lengths))  # the segment where test loss falls most
+        start = knots[steep]
+        if y[i1 + start] - y[i1 + start:].min() >= min_drop_decades and slopes[steep] < 0:
+            i2 = i1 + start
+            # a next segment falling at least half as fast means cleanup is still under way at
+            # the last checkpoint (a run stopped early): no end yet
+            if steep < 2 and slopes[steep + 1] > 0.5 * slopes[steep]:
+                i3 = i1 + knots[steep + 1]
 
     def argext(x: np.ndarray | None, fn) -> int | None:
         if x is None or n < 2:
@@ -139,7 +151,7 @@ def detect_phases(steps: Sequence[int], *, train_accuracy: Sequence[float] | Non
 
     return PhaseBoundaries(
         memorisation_end=step_at(i1), circuit_formation_end=step_at(i2),
-        cleanup_end=step_at(i3), grokked=i3 is not None, rule=RULE,
+        cleanup_end=step_at(i3), grokked=i2 is not None, rule=RULE,
         excluded_loss_peak=None if exc is None else int(st[int(np.nanargmax(exc))]),
         gini_steepest_rise=argext(gi, np.argmax),
         weights_steepest_fall=argext(ssw, np.argmin))
