@@ -45,3 +45,11 @@ def run_cli(home):
         return proc
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests share one xdist worker (``--dist loadgroup``): dash_duo serves on a fixed
+    port, so two at once on different workers would collide."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
