@@ -76,11 +76,15 @@ def test_edge_pruning_finds_the_k_composition_edge(tmp_path):
           f"{res.n_edges}/{res.total_edges} edges, KL {res.kl:.3g}: {sorted(circuit.edges)}")
     assert k_edge in circuit.edges
     assert res.sparsity >= 0.5, "the circuit is not sparse"
-    assert res.kl < 0.1 and res.accuracy > 0.9, "the circuit is not faithful"
-
-    # the edge matters: cutting it from the circuit raises the KL
     mm = MaskedModel(target.bridge)
     keep = circuit.keep_mask()
+    empty = evaluate_circuit(mm, data, torch.zeros_like(keep))
+    # faithful relative to ablating everything (the model has two induction heads; a sparse
+    # circuit may keep one, so its KL to the full model is small but not zero)
+    assert res.kl < 0.2 * empty.kl, (res.kl, empty.kl)
+    assert res.accuracy > 0.9, res.accuracy
+
+    # the edge matters: cutting it from the circuit raises the KL
     cut = keep.clone()
     cut[circuit.graph.edge_id(k_edge)] = False
     without = evaluate_circuit(mm, data, cut)
