@@ -28,24 +28,40 @@ def _act(name: str):
             "gelu_new": lambda x: F.gelu(x, approximate="tanh")}[name]
 
 
-def _attention(attn, h_q: torch.Tensor, h_kv: torch.Tensor, q_pos: torch.Tensor | None,
+def _attention(attn, q: torch.Tensor, kv: torch.Tensor, q_pos: torch.Tensor | None,
                causal: bool) -> torch.Tensor:
-    """Attention output at query rows ``h_q`` over all key rows ``h_kv``."""
-    batch, n_q, _ = h_q.shape
-    seq = h_kv.shape[1]
+    """Attention output from projected queries ``q`` [batch, n_q, heads * d_head] over
+    projected keys and values ``kv`` [batch, seq, 2 * heads * d_head]."""
+    batch, n_q, _ = q.shape
+    seq = kv.shape[1]
     n_heads, d_head = attn.n_heads, attn.d_head
-    q = F.linear(h_q, attn.q.weight, attn.q.bias).view(batch, n_q, n_heads, d_head).transpose(1, 2)
-    kv = F.linear(h_kv, torch.cat([attn.k.weight, attn.v.weight]),
-                  torch.cat([attn.k.bias, attn.v.bias]))  # [batch, seq, 2 * heads * d_head]
+    q = q.view(batch, n_q, n_heads, d_head).transpose(1, 2)  # [batch, head, n_q, d_head]
     k, v = kv.view(batch, seq, 2, n_heads, d_head).permute(2, 0, 3, 1, 4)  # [batch, head, seq, d]
     scores = torch.matmul(q, k.transpose(-2, -1)) / attn.scale  # [batch, head, n_q, seq]
     if causal:
-        rows = torch.arange(seq, device=h_q.device) if q_pos is None else q_pos
-        mask = torch.arange(seq, device=h_q.device)[None, :] > rows[:, None]  # [n_q, seq]
+        rows = torch.arange(seq, device=q.device) if q_pos is None else q_pos
+        mask = torch.arange(seq, device=q.device)[None, :] > rows[:, None]  # [n_q, seq]
         scores = scores.masked_fill(mask, float("-inf"))
     pattern = scores.softmax(dim=-1)
     z = torch.matmul(pattern, v).transpose(1, 2).reshape(batch, n_q, n_heads * d_head)
     return F.linear(z, attn.o.weight, attn.o.bias)  # [batch, n_q, d_model]
+
+
+def _kv_weights(attn) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.cat([attn.k.weight, attn.v.weight]), torch.cat([attn.k.bias, attn.v.bias])
+
+
+def _embedding_projection(model, tokens: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """``(W_E[tokens] + W_pos) @ weight.T + bias`` at positions ``pos``, by table lookup.
+
+    Without a norm before the first block, a projection of the embeddings is a projection of
+    each vocabulary row and each position row: two small tables instead of a matmul over
+    every token of the batch (the bulk of the grokking model's attention cost).
+    """
+    tok_table = F.linear(model.tok_embed.weight, weight)  # [vocab, out]
+    pos_table = F.linear(model.pos.weight[pos], weight, bias)  # [n_pos, out]
+    return tok_table[tokens[:, pos]] + pos_table  # [batch, n_pos, out]
 
 
 def logits_at(model: torch.nn.Module, tokens: torch.Tensor,
@@ -63,13 +79,21 @@ def logits_at(model: torch.nn.Module, tokens: torch.Tensor,
     x = model.tok_embed(tokens) + model.pos.weight[:seq]  # [batch, seq, d_model]
     act = _act(cfg.act_fn or "relu")
     n_blocks = len(model.layers)
+    all_pos = torch.arange(seq, device=tokens.device)
     for i, block in enumerate(model.layers):
         last = i == n_blocks - 1 and positions is not None
-        h = block.ln1(x)
-        if last:
-            x = x[:, positions] + _attention(block.attn, h[:, positions], h, positions, causal)
+        q_pos = positions if last else all_pos
+        attn = block.attn
+        kv_weight, kv_bias = _kv_weights(attn)
+        if i == 0 and isinstance(block.ln1, torch.nn.Identity):
+            q = _embedding_projection(model, tokens, attn.q.weight, attn.q.bias, q_pos)
+            kv = _embedding_projection(model, tokens, kv_weight, kv_bias, all_pos)
         else:
-            x = x + _attention(block.attn, h, h, None, causal)
+            h = block.ln1(x)  # [batch, seq, d_model]
+            q = F.linear(h[:, q_pos] if last else h, attn.q.weight, attn.q.bias)
+            kv = F.linear(h, kv_weight, kv_bias)
+        resid = x[:, positions] if last else x
+        x = resid + _attention(attn, q, kv, positions if last else None, causal)
         if not cfg.attn_only:
             mlp = block.mlp
             hidden = act(F.linear(block.ln2(x), mlp.fc_in.weight, mlp.fc_in.bias))

@@ -68,7 +68,7 @@ def test_edge_pruning_finds_the_k_composition_edge(tmp_path):
     assert prev[p_head] > 0.4, f"no previous-token head in layer 0: {prev.tolist()}"
     assert ind[i_head] > 0.5, f"no induction head in layer 1: {ind.tolist()}"
 
-    res = discover(model.run_id, "induction", target_sparsity=0.8, steps=1500,
+    res = discover(model.run_id, "induction", target_sparsity=0.7, steps=1500,
                    n_examples=256, store=store, data=data)
     circuit = load_stored(res.run_id, store).circuit
     k_edge = f"a0.h{p_head}->a1.g{i_head}.k"

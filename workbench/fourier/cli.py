@@ -4,14 +4,23 @@ stored modular-arithmetic run (Nanda et al. 2023 progress measures; see
 
 Run loading (:func:`load_fourier_run`) is kept apart from the analysis so the store wiring can
 change without touching the measures. Results are cached in the store as
-``("fourier", "step=<N>")`` and ``("fourier", "series")``.
+``("fourier", "step=<N>")`` and ``("fourier", "series")``; while ``all`` runs, the number of
+checkpoints taken up so far is kept under ``("fourier", "progress")`` (what the browser page
+shows).
+
+The command dispatches on the run's task: modular addition, subtraction and multiplication
+(discrete-log reindexing) here; ``sparse-parity`` (Walsh spectra, parity set, hidden progress)
+and ``group-composition`` (irrep shares) through :mod:`workbench.fourier.task_runs`.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-from collections.abc import Callable
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +30,7 @@ from workbench.fourier.analysis import analyze_modular_model, analyze_series
 
 OPERATION_OF_TASK = {"modular-addition": "add", "modular-subtraction": "sub",
                      "modular-multiplication": "mul"}
+SUPPORTED_OTHER = ["sparse-parity", "group-composition"]  # see workbench.fourier.task_runs
 
 
 @dataclass
@@ -38,6 +48,7 @@ class FourierRun:
     metrics: dict[int, dict[str, float]]
     history: dict[str, list[tuple[int, float]]] | None = None
     save_result: Callable[[str, dict], None] | None = None
+    task: str | None = None
 
 
 def modular_train_mask(p: int, frac_train: float, seed: int) -> torch.Tensor:
@@ -54,16 +65,17 @@ def modular_train_mask(p: int, frac_train: float, seed: int) -> torch.Tensor:
     return mask.reshape(p, p)
 
 
-def load_fourier_run(ref: str) -> FourierRun:
-    """Open run ``ref`` from the store and describe it for the analysis."""
+def load_fourier_run(ref: str, handle=None) -> FourierRun:
+    """Open run ``ref`` from the store (or use ``handle``) and describe it for the analysis."""
     from workbench.runs import load_run
 
-    handle = load_run(ref)
+    handle = handle if handle is not None else load_run(ref)
     config = handle.config
     task = config.get("task")
     if task not in OPERATION_OF_TASK:
-        raise UserError(f"Fourier analysis needs a modular-arithmetic run "
-                        f"({', '.join(OPERATION_OF_TASK)}); run {handle.id} is {task!r}")
+        raise UserError(f"Fourier analysis needs a run of one of "
+                        f"{', '.join(list(OPERATION_OF_TASK) + SUPPORTED_OTHER)}; "
+                        f"run {handle.id} is {task!r}")
     params = dict(config.get("task_params") or {})
     p = int(params.get("p", 113))
     mask = modular_train_mask(p, float(params.get("frac_train", 0.3)), int(params.get("seed", 0)))
@@ -86,7 +98,56 @@ def load_fourier_run(ref: str) -> FourierRun:
     return FourierRun(run_id=handle.id, p=p, operation=OPERATION_OF_TASK[task], train_mask=mask,
                       n_heads=int(model.get("n_heads", 4)), act_fn=str(model.get("act_fn", "relu")),
                       steps=steps, load_state=load_state, metrics=metrics, history=history,
-                      save_result=save_result)
+                      save_result=save_result, task=task)
+
+
+class LazyState(Mapping):
+    """A checkpoint's state dict, read on first use (so a series reports its progress)."""
+
+    def __init__(self, load: Callable[[], dict[str, torch.Tensor]],
+                 on_load: Callable[[], None] | None = None):
+        self._load, self._on_load = load, on_load
+        self._state: dict[str, torch.Tensor] | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> dict[str, torch.Tensor]:
+        with self._lock:
+            if self._state is None:
+                self._state = self._load()
+                if self._on_load is not None:
+                    self._on_load()
+            return self._state
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+class Progress:
+    """Counts checkpoints taken up; reports to stderr and the store (``"progress"``)."""
+
+    def __init__(self, total: int, save: Callable[[str, dict], None] | None):
+        self.total, self.done, self._save = total, 0, save
+        self._lock = threading.Lock()
+        self.started = time.time()
+        self._report()
+
+    def _report(self) -> None:
+        payload = {"done": self.done, "total": self.total, "started": self.started,
+                   "updated": time.time()}
+        print(f"fourier: checkpoint {self.done} / {self.total}", file=sys.stderr, flush=True)
+        if self._save is not None:
+            self._save("progress", payload)
+
+    def tick(self) -> None:
+        with self._lock:
+            self.done += 1
+            self._report()
 
 
 def parse_checkpoint(value: str) -> str | int:
@@ -101,10 +162,13 @@ def analyze_run(run: FourierRun, which: str | int = "final") -> dict:
     """The JSON payload for one checkpoint (``which`` = step or "final") or all of them."""
     common = dict(n_heads=run.n_heads, act_fn=run.act_fn)
     if which == "all":
-        series = analyze_series([(s, run.load_state(s), run.metrics.get(s)) for s in run.steps],
+        progress = Progress(len(run.steps), run.save_result)
+        states = [LazyState(lambda s=s: run.load_state(s), progress.tick) for s in run.steps]
+        series = analyze_series([(s, st, run.metrics.get(s)) for s, st in zip(run.steps, states)],
                                 run.p, run.train_mask, run.operation, history=run.history,
                                 **common)
-        payload = {"run": run.run_id, **series.to_json()}
+        payload = {"run": run.run_id, "task": run.task, "operation": run.operation, "p": run.p,
+                   **series.to_json()}
         key = "series"
     else:
         step = run.steps[-1] if which == "final" else int(which)
@@ -113,7 +177,7 @@ def analyze_run(run: FourierRun, which: str | int = "final") -> dict:
                             f"steps: {run.steps}")
         report = analyze_modular_model(run.load_state(step), run.p, run.train_mask,
                                        run.operation, step=step, **common)
-        payload = {"run": run.run_id, **report.to_json()}
+        payload = {"run": run.run_id, "task": run.task, **report.to_json()}
         key = f"step={step}"
     if run.save_result is not None:
         run.save_result(key, payload)
@@ -142,15 +206,25 @@ def format_text(payload: dict) -> str:
 def _handle(args) -> int:
     from workbench.cli import emit
 
+    from workbench.fourier import task_runs
+    from workbench.runs import load_run
+
     which = parse_checkpoint(args.checkpoint)
-    payload = analyze_run(load_fourier_run(args.run), which)
+    handle = load_run(args.run)
+    task = handle.config.get("task")
+    if task in task_runs.TASKS:
+        payload = task_runs.analyze_task_run(handle, which)
+        emit(payload, args.json, task_runs.format_text(payload))
+        return 0
+    payload = analyze_run(load_fourier_run(args.run, handle), which)
     emit(payload, args.json, format_text(payload))
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "fourier", help="Fourier-feature analysis of a modular-arithmetic run (grokking)")
+        "fourier", help="Fourier-feature analysis of a run: modular arithmetic (grokking), "
+                        "sparse parity (Walsh), group composition (irreps)")
     parser.add_argument("run", metavar="RUN", help="run id or name")
     parser.add_argument("--checkpoint", default="final", metavar="STEP|final|all",
                         help="which checkpoint to analyse (default: final); 'all' adds the "
@@ -159,5 +233,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_handle)
 
 
-__all__ = ["FourierRun", "analyze_run", "load_fourier_run",
+__all__ = ["FourierRun", "LazyState", "Progress", "analyze_run", "load_fourier_run",
            "modular_train_mask", "register"]
