@@ -123,9 +123,9 @@ def main(argv=None) -> int:
                    "EP fewer" if c["ep_edges"] < c["eap_edges"] else
                    "equal" if c["ep_edges"] == c["eap_edges"] else "EAP fewer")
         fewer += verdict in ("EP fewer", "EAP never reaches it")
+        eap_edges = "-" if c["eap_edges"] is None else c["eap_edges"]
         print(f"  {c['model'].split(':')[0]:10s} KL {c['kl']:10.4g}: Edge Pruning "
-              f"{c['ep_edges']:3d} edges, EAP {c['eap_edges'] if c['eap_edges'] is not None else '-':>3} "
-              f"→ {verdict}")
+              f"{c['ep_edges']:3d} edges, EAP {eap_edges:>3} → {verdict}")
     print(f"Edge Pruning uses fewer edges at equal KL in {fewer} of {len(cmp)} comparisons.")
     print(f"summary: {paths['json']}  plot: {paths['html']}")
     if args.json:

@@ -50,6 +50,21 @@ def accuracy(program: DiscreteProgram, x: torch.Tensor, y: torch.Tensor) -> floa
     return (pred[mask] == y[mask]).float().mean().item() if mask.any() else float("nan")
 
 
+def make_step(model: ProgramModel, opt: torch.optim.Optimizer):
+    """One optimisation step ``step(x, y, tau) -> loss tensor`` (shared with the benchmark)."""
+
+    def step(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
+        logits = model.forward_flat(x, tau)
+        # logits: [d_out, pos * batch] (batch innermost), labels in the same order
+        loss = F.cross_entropy(logits.T, y.T.reshape(-1), ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
 def train_program(data: TaskData, cfg: ProgramConfig,
                   on_epoch: Callable[[int, dict], bool] | None = None) -> TrainResult:
     """Train on ``data.train`` and evaluate the discrete model on train and test."""
@@ -61,6 +76,7 @@ def train_program(data: TaskData, cfg: ProgramConfig,
     gen = torch.Generator().manual_seed(cfg.seed)
     model = ProgramModel(cfg, shape)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step_fn = make_step(model, opt)
     n = len(x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -71,12 +87,7 @@ def train_program(data: TaskData, cfg: ProgramConfig,
         epoch_loss = 0.0
         for i in range(steps_per_epoch):
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            logits = model.forward_flat(x_train[idx], temperature(cfg, step, total))
-            # logits: [d_out, pos * batch] (batch innermost), labels in the same order
-            loss = F.cross_entropy(logits.T, y_train[idx].T.reshape(-1), ignore_index=IGNORE)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = step_fn(x_train[idx], y_train[idx], temperature(cfg, step, total))
             epoch_loss += loss.item()
             step += 1
         loss_value = epoch_loss / steps_per_epoch

@@ -28,6 +28,7 @@ CHANNEL_COLOURS = {"q": "#4a90d9", "k": "#e15759", "v": "#76b7b2", "mlp": "#f28e
                    "logits": "#59a14f"}
 COMPARE_COLOURS = {"shared": "#6a3d9a", "only-a": "#e15759", "only-b": "#4a90d9"}
 X_SLOT, Y_LEVEL = 110.0, 140.0  # pixels between heads, between rows (cytoscape coordinates)
+KL_FLOOR = 1e-7  # plotted in place of 0 on log axes
 MAX_DRAWN_EDGES = 2500  # beyond this the browser stalls; the highest-scoring edges are drawn
 
 # (metric, subplot row, colour, dash): the trace order of search_progress().
@@ -275,7 +276,9 @@ def faithfulness_curves(rows: list[dict], *, log_y: bool = True, title: str | No
     """KL(full ‖ circuit) against the number of edges, one line per method/model/task."""
     fig = go.Figure()
     for label, pts in faithfulness_series(rows).items():
-        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts],
+        # a KL of exactly 0 (a lossless circuit) would vanish from a log axis
+        ys = [max(p[1], KL_FLOOR) if log_y else p[1] for p in pts]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=ys,
                                  mode="lines+markers", name=label,
                                  line={"dash": "solid" if label.startswith("edge-pruning")
                                        else "dot"}))

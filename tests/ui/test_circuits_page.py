@@ -221,9 +221,11 @@ def test_launch_search_from_form_and_follow_it(dash_duo, circuit_store, screensh
     dash_duo.clear_input(steps)
     steps.send_keys("200")
     dash_duo.find_element("#cx-launch").click()
-    url = _wait(lambda: re.search(r"/runs/(r-[0-9a-f]{12})/circuits$",
-                                  dash_duo.driver.current_url), 20, "the circuit run page")
-    run_id = url.group(1)
+    def new_run_page():
+        m = re.search(r"/runs/(r-[0-9a-f]{12})/circuits$", dash_duo.driver.current_url)
+        return m.group(1) if m and m.group(1) != circuit_store["model"] else None
+
+    run_id = _wait(new_run_page, 20, "the new circuit run's page")
     assert len(store.list_runs()) == n_runs + 1
     job = jobs.job_for_run(run_id, store=store)
     assert job is not None and "--run-id" in job.argv and run_id in job.argv

@@ -150,7 +150,7 @@ def launch_search(store: RunStore, settings: dict, env: dict | None = None):
 
 
 def graph_component(circuit, element_id: str = "cx-graph", edge_class=None,
-                    height: str = "620px"):
+                    height: str = "540px"):
     """The dash-cytoscape drawing of ``circuit`` (preset layout, positions from Python)."""
     layout = circuit_layout(circuit, edge_class=edge_class)
     return cyto.Cytoscape(id=element_id, elements=cytoscape_elements(layout),

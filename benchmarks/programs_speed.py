@@ -1,0 +1,121 @@
+"""Transformer Programs training speed (issue 5, "Figures to reach: Training speed").
+
+The paper's sort settings (3 layers, 4 categorical + 4 numerical heads, 2 + 2 MLPs, batch 512,
+Adam lr 0.05, temperature 3.0 -> 0.01, seed 0) on the sort task (16k training sequences, 32
+steps per epoch). The original implementation takes ~4 s per epoch on this machine when it is
+otherwise idle (~17 minutes for 250 epochs). Prints our seconds per epoch (median over timed
+epochs, after one warm-up epoch), the speed-up over 4 s, and optionally a per-op profile of one
+step. Runs on one thread by default (the machine has 2 shared cores).
+
+    python benchmarks/programs_speed.py [--epochs 3] [--threads 1] [--profile] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+ORIGINAL_S_PER_EPOCH = 4.0
+
+
+def setup(seed: int = 0):
+    from programs.config import PAPER_PRESETS
+    from programs.data import encode, shape_for
+    from programs.model import ProgramModel
+    from training.tasks import make_task
+
+    cfg = PAPER_PRESETS["sort"]
+    data = make_task("sort").generate()
+    shape = shape_for(data, cfg.var_width)
+    x, y = encode(data.train, shape, data.pad_token)
+    torch.manual_seed(seed)
+    model = ProgramModel(cfg, shape)
+    return cfg, model, x, y
+
+
+def time_epochs(cfg, model, x, y, epochs: int) -> list[float]:
+    """Seconds per epoch of the training loop's step (same code path as programs.train)."""
+    from programs.train import make_step, temperature
+
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step_fn = make_step(model, opt)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = len(x)
+    steps = math.ceil(n / cfg.batch_size)
+    total = steps * cfg.epochs
+    times, step = [], 0
+    for _ in range(epochs + 1):
+        order = torch.randperm(n, generator=gen)
+        t0 = time.perf_counter()
+        for i in range(steps):
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            step_fn(x[idx], y[idx], temperature(cfg, step, total))
+            step += 1
+        times.append(time.perf_counter() - t0)
+    return times[1:]  # the first epoch warms allocator and caches
+
+
+def profile_step(cfg, model, x, y, rows: int = 25) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    from programs.data import IGNORE
+
+    idx = torch.arange(cfg.batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    for _ in range(2):
+        logits = model.forward_flat(x[idx], 1.0)
+        loss = F.cross_entropy(logits.T, y[idx].T.reshape(-1), ignore_index=IGNORE)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            logits = model.forward_flat(x[idx], 1.0)
+            loss = F.cross_entropy(logits.T, y[idx].T.reshape(-1), ignore_index=IGNORE)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg, model, x, y = setup()
+    if args.profile:
+        print(profile_step(cfg, model, x, y))
+    times = time_epochs(cfg, model, x, y, args.epochs)
+    med = statistics.median(times)
+    out = {"task": "sort", "layers": cfg.n_layers, "heads": [cfg.n_cat_heads, cfg.n_num_heads],
+           "mlps": [cfg.n_cat_mlps, cfg.n_num_mlps], "batch": cfg.batch_size,
+           "threads": args.threads, "epoch_seconds": [round(t, 3) for t in times],
+           "s_per_epoch": round(med, 3), "original_s_per_epoch": ORIGINAL_S_PER_EPOCH,
+           "speedup": round(ORIGINAL_S_PER_EPOCH / med, 2),
+           "projected_250_epochs_min": round(med * 250 / 60, 1)}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"sort, paper settings ({cfg.n_layers} layers, {cfg.n_cat_heads}+{cfg.n_num_heads} "
+              f"heads, {cfg.n_cat_mlps}+{cfg.n_num_mlps} MLPs, batch {cfg.batch_size}), "
+              f"{args.threads} thread(s)")
+        print(f"  epochs: {', '.join(f'{t:.2f}' for t in times)} s")
+        print(f"  {med:.2f} s/epoch vs the original's ~{ORIGINAL_S_PER_EPOCH:.0f} s/epoch: "
+              f"{ORIGINAL_S_PER_EPOCH / med:.2f}x (250 epochs: {med * 250 / 60:.1f} min)")
+        print("  (timings on a shared machine: compare runs taken under similar load)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Notebook widget of the Fourier analysis: the page's figures as plotly ``FigureWidget`` s, drawn
+by the same factories (:mod:`ui.fourier_figures`).
+
+``FourierWidget("my-run")`` reads the cached ``workbench fourier RUN --checkpoint all`` analysis
+from the store; ``compute()`` starts it as a job (as the page does) and, with ``poll=True``,
+the widget follows the job and draws the figures when it ends. ``set_step(i)`` (or the slider)
+scrubs through checkpoints, ``set_neuron(j)`` (or the dropdown) picks the neuron heatmap.
+Constructing it needs no kernel: tests build it headless and read its figures.
+"""
+
+from __future__ import annotations
+
+import ipywidgets
+import plotly.graph_objects as go
+
+from ui.fourier_figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
+                                phase_curves, progress_measures)
+from ui.widgets import LiveWidget
+from workbench.fourier.views import (analysis_state, checkpoint_report, checkpoint_views,
+                                     start_analysis)
+from workbench.store import RunStore
+
+FIGURES = ("curves", "norms", "histogram", "neuron", "logits", "measures")
+
+
+class FourierWidget(LiveWidget):
+    """Fourier figures of one modular run, with a checkpoint slider and a neuron picker."""
+
+    def __init__(self, run_ref: str, *, store: RunStore | None = None, poll: bool = False,
+                 interval: float = 1.0):
+        store = store or RunStore()
+        self.run_id = store.get_run(run_ref).id
+        self.series: dict | None = None
+        self.steps: list[int] = []
+        self.step_index = 0
+        self.neuron = 0
+        super().__init__(store, interval)
+        self.figures = {"curves": self.figure,
+                        **{name: go.FigureWidget() for name in FIGURES[1:]}}
+        self.slider = ipywidgets.IntSlider(min=0, max=0, value=0, description="checkpoint",
+                                           continuous_update=False)
+        self.slider.observe(lambda c: self.set_step(c["new"]), names="value")
+        self.neuron_picker = ipywidgets.Dropdown(options=[], description="neuron")
+        self._syncing = False  # set while the code, not the user, moves the controls
+        self.neuron_picker.observe(lambda c: self._syncing or c["new"] is None or
+                                   self.set_neuron(c["new"]), names="value")
+        self.widget = ipywidgets.VBox([
+            self.status, self.figures["curves"], self.slider,
+            ipywidgets.HBox([self.figures["norms"], self.figures["histogram"]]),
+            self.neuron_picker,
+            ipywidgets.HBox([self.figures["neuron"], self.figures["logits"]]),
+            self.figures["measures"]])
+        self.refresh()
+        if poll and self.live:
+            self.start()
+
+    def build_figure(self) -> go.Figure:
+        return phase_curves(None, None)
+
+    def compute(self, *, poll: bool = True, env: dict[str, str] | None = None):
+        """Start the analysis job (``workbench fourier RUN --checkpoint all``)."""
+        job = start_analysis(self.store, self.run_id, env=env)
+        self.refresh()
+        if poll:
+            self.start()
+        return job
+
+    def update(self) -> bool:
+        state = analysis_state(self.store, self.run_id)
+        if state.running:
+            p = state.progress or {}
+            self.status.value = (f"<b>{self.run_id}</b> · computing · checkpoint "
+                                 f"{p.get('done', 0)} / {p.get('total') or '?'}")
+            return True
+        if state.series is None:
+            failed = state.job is not None and state.job.status != "completed"
+            self.status.value = (f"<b>{self.run_id}</b> · " +
+                                 (f"the analysis job {state.job.status}" if failed else
+                                  "not computed yet: call <code>compute()</code>"))
+            return False
+        if state.series is not self.series:
+            self._load(state.series)
+        note = " · new checkpoints since: compute() again" if state.stale else ""
+        self.status.value = (f"<b>{self.run_id}</b> · key frequencies "
+                             f"{state.series.get('key_frequencies')} · "
+                             f"{len(self.steps)} checkpoints{note}")
+        return False
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _set(self, name: str, fig: go.Figure) -> None:
+        target = self.figures[name]
+        with target.batch_update():
+            target.data = ()
+            target.add_traces(list(fig.data))
+            target.layout = fig.layout
+
+    def _load(self, series: dict) -> None:
+        self.series = series
+        self.steps = [r["step"] for r in series.get("checkpoints", [])]
+        self._set("curves", phase_curves(self.store.metric_history(self.run_id),
+                                         series.get("phases")))
+        final = checkpoint_report(series)
+        nfs = final.get("neuron_frequencies") or []
+        self.neuron = max(range(len(nfs)), key=lambda i: nfs[i]["explained_fraction"]) \
+            if nfs else 0
+        self.slider.max = max(len(self.steps) - 1, 0)
+        self.step_index = len(self.steps) - 1
+        self.slider.value = self.step_index
+        self._draw_step()
+
+    def _draw_step(self) -> None:
+        step = self.steps[self.step_index]
+        report = checkpoint_report(self.series, step)
+        nfs = report.get("neuron_frequencies") or []
+        self._set("norms", norm_bars(report, self.series.get("key_frequencies")))
+        self._set("histogram", explained_histogram([n["explained_fraction"] for n in nfs]))
+        self._set("measures", progress_measures(self.series, step))
+        self._syncing = True
+        try:
+            self.neuron_picker.options = [(f"{i} · k={n['frequency']}", i)
+                                          for i, n in enumerate(nfs)]
+            self.neuron_picker.value = self.neuron if nfs else None
+        finally:
+            self._syncing = False
+        views = checkpoint_views(self.store, self.run_id, step)
+        self._set("logits", logit_map(views.logit_map))
+        self._draw_neuron(report, views)
+
+    def _draw_neuron(self, report=None, views=None) -> None:
+        step = self.steps[self.step_index]
+        report = report or checkpoint_report(self.series, step)
+        views = views or checkpoint_views(self.store, self.run_id, step)
+        nfs = report.get("neuron_frequencies") or []
+        nf = nfs[self.neuron] if self.neuron < len(nfs) else {}
+        self._set("neuron", neuron_heatmap(views.neuron(self.neuron), self.neuron,
+                                           frequency=nf.get("frequency"),
+                                           fraction=nf.get("explained_fraction")))
+
+    def set_step(self, index: int) -> None:
+        """Show checkpoint number ``index`` (0 = the first) in every per-checkpoint figure."""
+        if self.series is None or not 0 <= int(index) < len(self.steps):
+            return
+        if int(index) != self.step_index:
+            self.step_index = int(index)
+            if self.slider.value != self.step_index:
+                self.slider.value = self.step_index
+            self._draw_step()
+
+    def set_neuron(self, neuron: int) -> None:
+        if self.series is None or int(neuron) == self.neuron:
+            return
+        self.neuron = int(neuron)
+        if self.neuron_picker.value != self.neuron:
+            self._syncing = True
+            try:
+                self.neuron_picker.value = self.neuron
+            finally:
+                self._syncing = False
+        self._draw_neuron()
+
+    @property
+    def step(self) -> int | None:
+        return self.steps[self.step_index] if self.steps else None
+
+
+__all__ = ["FourierWidget"]
