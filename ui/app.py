@@ -22,7 +22,7 @@ from ui.state import CONFIG_KEY
 from workbench.store import RunStore
 
 HERE = Path(__file__).parent
-NAV = (("Runs", "/"), ("New run", "/new"))
+NAV = (("Runs", "/"), ("New run", "/new"), ("Programs", "/programs"), ("Circuits", "/circuits"))
 
 
 def create_app(store_home: str | Path | None = None, token: str | None = None, *,

@@ -190,7 +190,11 @@ def test_fourier_page_compute_reload_and_scrub(dash_duo, tmp_path, monkeypatch, 
                                                          "all", "--json"]
     dash_duo.driver.refresh()  # re-attach: the page is rebuilt from the store
     dash_duo.wait_for_element("#fx-status", timeout=20)
-    _wait(lambda: "fx-summary" in dash_duo.driver.page_source, JOB_TIMEOUT, "the results")
+    screenshot(dash_duo, "fourier-reloaded")
+    try:
+        _wait(lambda: "fx-summary" in dash_duo.driver.page_source, JOB_TIMEOUT, "the results")
+    finally:
+        screenshot(dash_duo, "fourier-after-wait")
     assert jobs.job_status(job_id, store=store).status == "completed"
     assert "computed over 6 checkpoints" in dash_duo.find_element("#fx-status").text
     _wait(lambda: _plots(dash_duo) == 6, 30, "six figures")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 import time
 
 import pytest
@@ -188,11 +189,13 @@ def test_program_page_code_trace_and_errors(dash_duo, store, screenshot):
     summary = train_tiny(store)
     prog = load_run(summary["run_id"], store).program
     dash_duo.start_server(create_app(store.home, poll_ms=500))
-    from ui.pages.run import analyses_for
-
-    # the Run page links here for program runs (and for no other kind)
-    assert ("Program", f"/runs/{summary['run_id']}/program") in analyses_for(
-        store.get_run(summary["run_id"]))
+    # the Run page links here for program runs, and for no other kind (Dash imported the
+    # pages as ``pages.*``; importing ui.pages.run again would register it twice)
+    analyses_for = sys.modules["pages.run"].analyses_for
+    link = ("Program", f"/runs/{summary['run_id']}/program")
+    assert link in analyses_for(store.get_run(summary["run_id"]))
+    other = store.create_run(kind="train", task="reverse", config={})
+    assert not [a for a in analyses_for(other) if a[0] == "Program"]
     dash_duo.driver.get(f"{dash_duo.server_url}/runs/{summary['run_id']}/program")
     dash_duo.wait_for_contains_text("#pg-code", "def run(tokens)", timeout=20)
     # highlighted: dcc.Markdown marks up the python fence with highlight.js spans

@@ -136,7 +136,8 @@ def show_preset(task, preset_name):
 
 
 @callback(Output("pg-form-error", "children"), Output("pg-launched", "data"),
-          Input("pg-launch", "n_clicks"), State("pg-task", "value"), State("pg-preset", "value"),
+          Output("pg-poll", "disabled", allow_duplicate=True), Input("pg-launch", "n_clicks"),
+          State("pg-task", "value"), State("pg-preset", "value"),
           State("pg-seed", "value"), State("pg-settings", "value"), State("pg-name", "value"),
           prevent_initial_call=True)
 def launch(_clicks, task, preset_name, seed, settings, name):
@@ -151,21 +152,23 @@ def launch(_clicks, task, preset_name, seed, settings, name):
         request = train_request(task, preset_name, parse_settings(settings), seed=seed,
                                 name=name)
     except UserError as exc:
-        return f"{exc} — nothing was started", dash.no_update
+        return f"{exc} — nothing was started", dash.no_update, dash.no_update
     job = start_job(request.argv, store=store, env=job_env())
-    return "", {"job": job.id, "name": name}
+    return "", {"job": job.id, "name": name}, False
 
 
 @callback(Output("pg-jobs", "children"), Output("pg-runs", "children"),
-          Output("pg-redirect", "href"), Input("pg-poll", "n_intervals"),
-          State("pg-launched", "data"), prevent_initial_call=True)
+          Output("pg-redirect", "href"), Output("pg-poll", "disabled"),
+          Input("pg-poll", "n_intervals"), State("pg-launched", "data"),
+          prevent_initial_call=True)
 def poll(_n, launched):
     store = get_store()
-    href = dash.no_update
+    href, waiting = dash.no_update, False
     if launched:
         try:
             run = store.get_run(launched["name"])
             href = f"/runs/{run.id}/program"
         except UserError:
-            pass  # the job has not created its run yet
-    return _jobs_card(store), _runs_card(store), href
+            waiting = True  # the job has not created its run yet
+    running = any(not job.done for job, _ in program_jobs(store))
+    return _jobs_card(store), _runs_card(store), href, not (running or waiting)
