@@ -66,7 +66,7 @@ def train_run(task: str, *, preset_name: str = "paper", overrides: dict | None =
         path = store.run_dir(run.id) / CHECKPOINT
         save_checkpoint(path, tensors, {"program_config": cfg.to_dict(),
                                         "shape": shape.to_dict(), "task": label})
-        store.add_artifact(run.id, path, "checkpoint")
+        store.add_artifact(run.id, path, "checkpoint", step=cfg.epochs)
         source = decompile(result.program, title=f"Transformer Program for {label}")
         summary = {"run_id": run.id, "test_acc": result.test_acc, "train_acc": result.train_acc,
                    "wall_seconds": result.wall_seconds,

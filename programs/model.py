@@ -54,10 +54,11 @@ def _read(weights: torch.Tensor, chunks: list, per_value: bool = False) -> torch
     for w, chunk in zip(weights.split(sizes, dim=-1), chunks):
         v = chunk.shape[0]
         if per_value:
-            part = w.transpose(1, 2).reshape(w.shape[0], -1) @ chunk.reshape(v * chunk.shape[1], -1)
+            w, flat = w.transpose(1, 2).reshape(w.shape[0], -1), chunk.reshape(v * chunk.shape[1], -1)
         else:
-            part = w @ chunk.reshape(v, -1)
-        out = part if out is None else out + part
+            flat = chunk.reshape(v, -1)
+        # addmm accumulates in one pass over ``out`` (no separate product + sum tensors)
+        out = w @ flat if out is None else torch.addmm(out, w, flat)
     return out
 
 

@@ -32,7 +32,9 @@ def create_app(store_home: str | Path | None = None, token: str | None = None, *
     With ``token``, every request must carry it (see :mod:`ui.security`). ``job_env`` adds
     environment variables to the jobs the app starts; ``poll_ms`` is the live-progress period.
     """
-    app = Dash(__name__, use_pages=True, pages_folder=str(HERE / "pages"),
+    # Named after the package so Dash imports pages as ``ui.pages.X``, the same modules a
+    # plain ``import ui.pages.X`` gives (otherwise each page would be registered twice).
+    app = Dash("ui", use_pages=True, pages_folder=str(HERE / "pages"),
                assets_folder=str(HERE / "assets"), serve_locally=True,
                suppress_callback_exceptions=True, title="Interpretability workbench",
                update_title=None)

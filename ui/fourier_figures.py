@@ -11,6 +11,7 @@ measures over checkpoints.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -36,17 +37,27 @@ def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
     return fig
 
 
-def add_phase_lines(fig: go.Figure, phases: dict | None, rows: Sequence[int] = (1,)) -> None:
+def vline(fig: go.Figure, step: float, row: int, *, log_x: bool, label: str | None = None,
+          **line) -> None:
+    """A vertical line at ``step`` on subplot ``row`` (shapes on a log axis take log10 units)."""
+    if log_x and step <= 0:
+        return
+    x = math.log10(step) if log_x else step
+    kwargs = {"annotation_text": label, "annotation_position": "top",
+              "annotation_font_size": 10} if label else {}
+    fig.add_vline(x=x, line=line, row=row, col=1, **kwargs)
+
+
+def add_phase_lines(fig: go.Figure, phases: dict | None, rows: Sequence[int] = (1,), *,
+                    log_x: bool = False) -> None:
     """Dashed vertical lines at the detected phase ends (labelled on the first row)."""
     for key, label, colour in PHASE_LINES:
         step = (phases or {}).get(key)
         if step is None:
             continue
         for i, row in enumerate(rows):
-            fig.add_vline(x=step, line={"dash": "dash", "color": colour, "width": 1.5},
-                          row=row, col=1,
-                          annotation_text=f"{label} ends" if i == 0 else None,
-                          annotation_position="top", annotation_font_size=10)
+            vline(fig, step, row, log_x=log_x, label=f"{label} ends" if i == 0 else None,
+                  dash="dash", color=colour, width=1.5)
 
 
 def phase_curves(history: dict[str, list[tuple[int, float]]] | None, phases: dict | None, *,
@@ -54,7 +65,7 @@ def phase_curves(history: dict[str, list[tuple[int, float]]] | None, phases: dic
     """Train/test loss and accuracy on log-log axes with the phase boundaries."""
     history = {k: [(s, v) for s, v in rows if s > 0] for k, rows in (history or {}).items()}
     fig = training_curves(history, log_x=True, log_y=True, height=height)
-    add_phase_lines(fig, phases, rows=(1, 2))
+    add_phase_lines(fig, phases, rows=(1, 2), log_x=True)
     return fig
 
 
@@ -127,7 +138,7 @@ def explained_histogram(fractions: Sequence[float], *, threshold: float = EXPLAI
     fig = go.Figure(go.Histogram(x=fractions, xbins={"start": 0, "end": 1.0001, "size": 0.025},
                                  marker_color="#1f77b4", name="neurons"))
     fig.add_vline(x=threshold, line={"dash": "dash", "color": KEY_COLOUR},
-                  annotation_text=f"{threshold:g}", annotation_position="top left")
+                  annotation_text=f"{threshold:g}", annotation_position="top left")  # linear
     fig.update_xaxes(title_text="variance explained by the neuron's frequency", range=[0, 1])
     fig.update_yaxes(title_text="neurons")
     return _layout(fig, height, f"neuron explained fractions · {100 * share:.0f}% > "
@@ -155,14 +166,14 @@ def progress_measures(series: dict, step: int | None = None, *, log_x: bool = Tr
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_xaxes(type="log" if log_x else "linear")
     fig.update_xaxes(title_text="step", row=3, col=1)
-    add_phase_lines(fig, series.get("phases"), rows=(1, 2, 3))
+    add_phase_lines(fig, series.get("phases"), rows=(1, 2, 3), log_x=log_x)
     if step is not None:
         for row in (1, 2, 3):
-            fig.add_vline(x=step, line={"color": "black", "width": 2}, row=row, col=1)
+            vline(fig, step, row, log_x=log_x, color="black", width=2)
     fig.update_layout(legend={"orientation": "h", "y": 1.04, "x": 0.3, "yanchor": "bottom"},
                       uirevision="measures")
     return _layout(fig, height)
 
 
-__all__ = ["MEASURES", "PHASE_LINES", "add_phase_lines", "basis_labels", "explained_histogram",
+__all__ = ["MEASURES", "PHASE_LINES", "add_phase_lines", "vline", "basis_labels", "explained_histogram",
            "logit_map", "neuron_heatmap", "norm_bars", "phase_curves", "progress_measures"]

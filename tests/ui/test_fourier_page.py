@@ -10,6 +10,7 @@ and the checkpoint slider moves them. Screenshots: test-output/screenshots/fouri
 
 from __future__ import annotations
 
+import math
 import time
 
 import dash
@@ -118,8 +119,8 @@ def test_widget_scrubs_checkpoints_and_neurons(fourier_store):
     w.set_step(0)
     assert w.step == w.steps[0] and w.slider.value == 0
     assert w.figures["norms"].layout.title.text.startswith(f"step {w.steps[0]} ")
-    first = w.figures["measures"].layout.shapes[-1].x0
-    assert first == w.steps[0]
+    marker = w.figures["measures"].layout.shapes[-1].x0  # log10 units on the log step axis
+    assert marker == pytest.approx(math.log10(w.steps[0]))
     w.slider.value = 2  # the slider drives the same path
     assert w.step == w.steps[2]
     w.set_neuron(5)
@@ -190,11 +191,7 @@ def test_fourier_page_compute_reload_and_scrub(dash_duo, tmp_path, monkeypatch, 
                                                          "all", "--json"]
     dash_duo.driver.refresh()  # re-attach: the page is rebuilt from the store
     dash_duo.wait_for_element("#fx-status", timeout=20)
-    screenshot(dash_duo, "fourier-reloaded")
-    try:
-        _wait(lambda: "fx-summary" in dash_duo.driver.page_source, JOB_TIMEOUT, "the results")
-    finally:
-        screenshot(dash_duo, "fourier-after-wait")
+    _wait(lambda: "fx-summary" in dash_duo.driver.page_source, JOB_TIMEOUT, "the results")
     assert jobs.job_status(job_id, store=store).status == "completed"
     assert "computed over 6 checkpoints" in dash_duo.find_element("#fx-status").text
     _wait(lambda: _plots(dash_duo) == 6, 30, "six figures")
@@ -207,3 +204,23 @@ def test_fourier_page_compute_reload_and_scrub(dash_duo, tmp_path, monkeypatch, 
     _wait(lambda: _title(dash_duo, "fx-norms").startswith("step 25 "), 30, "the first step")
     dash_duo.wait_for_contains_text("#fx-step-label", "step 25", timeout=10)
     screenshot(dash_duo, "fourier-step25")
+
+
+@pytest.mark.browser
+def test_fourier_page_with_cached_analysis(dash_duo, fourier_store, screenshot):
+    from ui.app import create_app
+
+    _analyse(fourier_store)
+    run_id = fourier_store.get_run("tiny-add").id
+    dash_duo.start_server(create_app(fourier_store.home, poll_ms=500))
+    dash_duo.driver.get(f"{dash_duo.server_url}/runs/{run_id}/fourier")
+    dash_duo.wait_for_contains_text("#fx-status", "computed over 6 checkpoints", timeout=20)
+    _wait(lambda: _plots(dash_duo) == 6, 30, "six figures")
+    _wait(lambda: _title(dash_duo, "fx-logit-map").startswith("logits"), 30, "the logit map")
+    assert dash_duo.find_element("#fx-compute").text == "Recompute"
+    assert not dash_duo.find_element("#fx-log").is_displayed()  # no failure to show
+    # the log step axis keeps the data's range (phase lines are placed in log10 units)
+    x_range = dash_duo.driver.execute_script(
+        "return document.querySelector('#fx-curves .js-plotly-plot').layout.xaxis.range;")
+    assert x_range[1] < 3.5, x_range
+    screenshot(dash_duo, "fourier-cached")

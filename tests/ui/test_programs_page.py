@@ -191,7 +191,7 @@ def test_program_page_code_trace_and_errors(dash_duo, store, screenshot):
     dash_duo.start_server(create_app(store.home, poll_ms=500))
     # the Run page links here for program runs, and for no other kind (Dash imported the
     # pages as ``pages.*``; importing ui.pages.run again would register it twice)
-    analyses_for = sys.modules["pages.run"].analyses_for
+    analyses_for = sys.modules["ui.pages.run"].analyses_for
     link = ("Program", f"/runs/{summary['run_id']}/program")
     assert link in analyses_for(store.get_run(summary["run_id"]))
     other = store.create_run(kind="train", task="reverse", config={})

@@ -28,6 +28,7 @@ dash.register_page(__name__, path_template="/runs/<run_id>/fourier", name="Fouri
                    title="Fourier · workbench", analysis=applies)
 
 GRAPH = {"displaylogo": False}
+_HIDDEN = {"display": "none"}
 
 
 def _fmt(v, digits=3):
@@ -147,6 +148,8 @@ def layout(run_id: str | None = None, **query):
                                 f"(`workbench fourier {run.id}` covers parity and groups)")])
     state = analysis_state(store, run.id)
     ready = state.series is not None and not state.running
+    log = "\n".join(state.job.log_tail(8)) if state.job is not None and \
+        state.job.status == "failed" else ""
     params = (run.config or {}).get("task_params") or {}
     poll_ms = current_app.config.get("WORKBENCH_POLL_MS", 1000)
     return html.Div([
@@ -162,8 +165,7 @@ def layout(run_id: str | None = None, **query):
                             id="fx-compute", className="btn", disabled=state.running),
             ], className="row", style={"alignItems": "center"}),
             html.Div(_status_text(state), id="fx-status", className="muted"),
-            html.Pre("\n".join(state.job.log_tail(8)) if state.job is not None and
-                     state.job.status == "failed" else "", id="fx-log", className="log"),
+            html.Pre(log, id="fx-log", className="log", style=None if log else _HIDDEN),
         ], className="card"),
         html.Div(_results(store, run.id, state.series) if ready else
                  html.Div("the figures appear here once the analysis is computed",
@@ -187,25 +189,36 @@ def compute(_clicks, data):
 
 @callback(Output("fx-progress-inner", "style"), Output("fx-progress-inner", "className"),
           Output("fx-status", "children"), Output("fx-log", "children"),
-          Output("fx-results", "children"), Output("fx-compute", "disabled"),
+          Output("fx-log", "style"), Output("fx-compute", "disabled"),
           Output("fx-compute", "children"), Output("fx-poll", "disabled"),
           Output("fx-state", "data"),
           Input("fx-poll", "n_intervals"), State("fx-state", "data"), prevent_initial_call=True)
 def poll(_n, data):
-    store = get_store()
-    state = analysis_state(store, data["run_id"])
+    # Kept cheap: a poll that outlives the interval is superseded by the next one and its
+    # response dropped, so the figures are built by show_results once the state flips.
+    state = analysis_state(get_store(), data["run_id"])
     if state.running:
         return ({"width": f"{100 * state.fraction:.1f}%"}, "progress-inner",
-                _status_text(state), "", dash.no_update, True, dash.no_update, False, data)
+                _status_text(state), "", _HIDDEN, True, dash.no_update, False, dash.no_update)
     log = "\n".join(state.job.log_tail(8)) if state.job is not None and \
         state.job.status == "failed" else ""
     ready = state.series is not None and state.job is not None and state.job.status == \
         "completed"
-    results = _results(store, data["run_id"], state.series) if ready else dash.no_update
     return ({"width": "100%" if ready else "0%"},
-            "progress-inner" + (" done" if ready else ""), _status_text(state), log, results,
-            False, "Recompute" if state.series is not None else "Compute", True,
-            {**data, "ready": ready})
+            "progress-inner" + (" done" if ready else ""), _status_text(state), log,
+            None if log else _HIDDEN, False,
+            "Recompute" if state.series is not None else "Compute", True,
+            {**data, "ready": ready, "version": data.get("version", 0) + 1})
+
+
+@callback(Output("fx-results", "children"), Input("fx-state", "data"),
+          prevent_initial_call=True)
+def show_results(data):
+    if not data.get("ready"):
+        return dash.no_update
+    store = get_store()
+    series = store.get_result(data["run_id"], "fourier", "series")
+    return _results(store, data["run_id"], series) if series else dash.no_update
 
 
 def _series(data):

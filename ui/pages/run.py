@@ -60,7 +60,7 @@ def _checkpoint_list(store, run_id):
     items = checkpoints(store, run_id)
     if not items:
         return html.Div("no checkpoints yet", className="muted")
-    return html.Ul([html.Li([f"step {c['step']:,} ", html.Span(f"sha256 {c['sha256']}…",
+    return html.Ul([html.Li([f"step {c['step']:,} " if c["step"] is not None else "final ", html.Span(f"sha256 {c['sha256']}…",
                                                                className="muted", title=c["path"])])
                     for c in items], id="checkpoint-list")
 
