@@ -31,21 +31,24 @@ MEASURES = (("full_loss", "full loss", 1), ("restricted_loss", "restricted loss"
             ("sum_squared_weights", "sum of squared weights", 3))
 
 
-def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
+def _layout(fig: go.Figure, height: int, title: str | None = None, top: int = 50) -> go.Figure:
     fig.update_layout(height=height, template="plotly_white", title=title,
-                      margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 40})
+                      margin={"l": 60, "r": 20, "t": top if title else 30, "b": 40})
     return fig
 
 
 def vline(fig: go.Figure, step: float, row: int, *, log_x: bool, label: str | None = None,
           **line) -> None:
-    """A vertical line at ``step`` on subplot ``row`` (shapes on a log axis take log10 units)."""
+    """A vertical line at ``step`` on subplot ``row``. On a log axis plotly.js places shapes in
+    data units but annotations in log10 units, so the label is added on its own."""
     if log_x and step <= 0:
         return
-    x = math.log10(step) if log_x else step
-    kwargs = {"annotation_text": label, "annotation_position": "top",
-              "annotation_font_size": 10} if label else {}
-    fig.add_vline(x=x, line=line, row=row, col=1, **kwargs)
+    fig.add_vline(x=step, line=line, row=row, col=1)
+    if label:
+        axis = "" if row == 1 else str(row)
+        fig.add_annotation(x=math.log10(step) if log_x else step, y=1.0, xref=f"x{axis}",
+                           yref=f"y{axis} domain", text=label, showarrow=False,
+                           yanchor="bottom", font={"size": 10})
 
 
 def add_phase_lines(fig: go.Figure, phases: dict | None, rows: Sequence[int] = (1,), *,
@@ -86,7 +89,7 @@ def norm_bars(report: dict, keys: Sequence[int] | None = None, *,
         fig.update_xaxes(title_text="frequency k (0 = constant)", row=1, col=col)
     fig.update_yaxes(title_text="norm", row=1, col=1)
     return _layout(fig, height, f"step {report.get('step')} · key frequencies "
-                                f"{sorted(keys)}")
+                                f"{sorted(keys)}", top=80)
 
 
 def neuron_heatmap(grid, neuron: int, *, frequency: int | None = None,
