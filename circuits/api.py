@@ -64,21 +64,22 @@ def split(data: PairDataset, eval_frac: float = 0.2, seed: int = 0):
 def discover(model: str | Target, task: str, *, target_sparsity: float = 0.95,
              method: str = "edge-pruning", ablation: str = "corrupted", objective: str = "kl",
              steps: int = 3000, seed: int = 0, n_examples: int = 256, batch_size: int = 32,
-             lr: float = 0.8, acdc_threshold: float | None = None,
+             lr: float = 0.8, lambda_lr: float | None = None, acdc_threshold: float | None = None,
              out_dir: str | Path | None = None, name: str | None = None,
              store: RunStore | None = None, data: PairDataset | None = None,
              on_log=None, device: str | None = None,
              run_id: str | None = None) -> DiscoverResult:
     """Find a circuit for ``task`` on ``model`` and record it as a ``circuits`` run.
 
-    ``run_id`` fills a ``circuits`` run created beforehand (the browser app creates it so it can
+    ``lambda_lr`` (default: ``lr``) is the Lagrange multipliers' ascent rate; small graphs such
+    as compiled programs need it far below ``lr``. ``run_id`` fills a ``circuits`` run created beforehand (the browser app creates it so it can
     show the run at once, then starts this search as a job)."""
     t0 = time.perf_counter()
     if method not in METHODS:
         raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     cfg = PruneConfig(target_sparsity=target_sparsity, steps=steps, seed=seed,
                       ablation=ablation, objective=objective, batch_size=batch_size, lr=lr,
-                      lambda_lr=lr, lr_warmup=min(200, max(1, steps // 15)))
+                      lambda_lr=lr if lambda_lr is None else lambda_lr, lr_warmup=min(200, max(1, steps // 15)))
     if n_examples < 1:
         raise UserError(f"--examples must be positive, got {n_examples}")
     if data is None:

@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     d.add_argument("--examples", type=int, default=256)
     d.add_argument("--batch-size", type=int, default=32)
     d.add_argument("--lr", type=_float, default=0.8)
+    d.add_argument("--lambda-lr", type=_float, default=None,
+                   help="Lagrange multipliers' learning rate (default: --lr)")
     d.add_argument("--device", default=None)
     d.add_argument("--name", default=None)
     d.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # a run the app created
@@ -78,7 +80,8 @@ def _discover(args) -> int:
     res = discover(args.model, args.task, target_sparsity=args.target_sparsity,
                    method=args.method, ablation=args.ablation, objective=args.objective,
                    steps=args.steps, seed=args.seed, n_examples=args.examples,
-                   batch_size=args.batch_size, lr=args.lr, out_dir=args.output,
+                   batch_size=args.batch_size, lr=args.lr, lambda_lr=args.lambda_lr,
+                   out_dir=args.output,
                    name=args.name, device=args.device, run_id=args.run_id)
     out = res.to_json()
     emit(out, args.json,

@@ -178,5 +178,6 @@ def progress_measures(series: dict, step: int | None = None, *, log_x: bool = Tr
     return _layout(fig, height)
 
 
-__all__ = ["MEASURES", "PHASE_LINES", "add_phase_lines", "vline", "basis_labels", "explained_histogram",
-           "logit_map", "neuron_heatmap", "norm_bars", "phase_curves", "progress_measures"]
+__all__ = ["MEASURES", "PHASE_LINES", "add_phase_lines", "basis_labels", "explained_histogram",
+           "logit_map", "neuron_heatmap", "norm_bars", "phase_curves", "progress_measures",
+           "vline"]
