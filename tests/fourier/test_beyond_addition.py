@@ -99,6 +99,8 @@ def test_sparse_parity_run(tiny_runs, monkeypatch, capsys):
         assert final["hidden_progress"] > max(start, 0.8)
         assert final["output_spectrum"]["top"][0]["set"] == final["true_support"]
         assert final["output_parity_share"] > 0.5 and final["neurons_on_parity_set"] > 0.5
+        weight_share = final["weight_parity_share"]
+        assert len(weight_share) == 128 and sum(weight_share) / len(weight_share) > 0.5
     assert series["hidden_progress"][-1] == [200, final["hidden_progress"]]
     one = cli(store, monkeypatch, capsys, "parity", "--checkpoint", "100")
     assert one["step"] == 100 and store.get_result(run.id, "fourier", "step=100") == one
@@ -153,3 +155,43 @@ def test_group_embedding_in_one_irrep_is_key():
     tokens = ["".join(map(str, g)) for g in elements]
     report = analyze_group_model(state, tokens, n_heads=1)
     assert report.key_irreps == ["sign"] and report.embedding_key_share == pytest.approx(1.0)
+
+
+def test_effective_weights_known_answer():
+    """Attention that looks only at the support positions: the weights alone name the set."""
+    from workbench.fourier.parity_analysis import effective_input_weights
+    from workbench.fourier.walsh import detect_parity_set, hidden_progress
+
+    n, d, support = 6, 4, (1, 4)
+    e = torch.zeros(3, d)
+    e[1, 0] = 1.0  # bit "1" writes e_0; "0" and "=" write nothing
+    pos = torch.zeros(n + 1, d)
+    pos[list(support), 1] = 1.0  # support positions carry e_1, which the keys read
+    state = {"tok_embed.weight": e, "pos.weight": pos,
+             "layers.0.attn.q.weight": torch.zeros(d, d),
+             "layers.0.attn.q.bias": 8.0 * torch.eye(d)[1],  # the fixed query looks for e_1
+             "layers.0.attn.k.weight": torch.eye(d),
+             "layers.0.attn.v.weight": torch.diag(torch.tensor([1.0, 0, 0, 0])),  # values: e_0
+             "layers.0.attn.o.weight": torch.eye(d),
+             "layers.0.mlp.fc_in.weight": torch.randn(16, d,
+                                                      generator=torch.Generator().manual_seed(0))}
+    w = effective_input_weights(state, n, n_heads=1)
+    assert w.shape == (16, n)
+    found = detect_parity_set(w, 2)
+    assert found.support == support and found.margin > 10
+    assert hidden_progress(w, support) > 0.99
+
+
+def test_parity_sampled_spectrum_for_many_bits():
+    from workbench.fourier.parity_analysis import analyze_parity_model
+    from workbench.models import ModelConfig, build_native
+
+    n = 18  # above the exact-table limit: sampled up to degree k
+    cfg = ModelConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=3,
+                      d_vocab_out=2, n_ctx=n + 1, normalization_type="LN")
+    model = build_native(cfg).eval()
+    report = analyze_parity_model(model, model.state_dict(), n=n, k=2, support=(3, 9),
+                                  n_heads=2, normalization="LN")
+    assert not report.exact and len(report.coordinate_scores) == n
+    assert all(len(t["set"]) <= 2 for t in report.output_spectrum["top"])
+    assert len(report.neuron_parity_share) == 32 and 0.0 <= report.hidden_progress <= 1.0

@@ -9,7 +9,9 @@ Walsh measures are in :mod:`workbench.fourier.walsh`. The model reads ``[x_0 .. 
   position over every input (exact for ``n <= 16``, else sampled up to degree ``k``).
 - Neuron spectra: each MLP neuron's activation at the last position as a function of ``x``;
   we report, per neuron, the share of its non-constant Walsh power on non-empty subsets of the
-  detected parity set.
+  detected parity set; likewise for the spectrum of its input weights alone, the neuron
+  ``ReLU(w_eff . z + b_in)`` on ``z = 1 - 2x``
+  (:func:`~workbench.fourier.walsh.neuron_walsh_spectra` on the effective weights below).
 - Parity set from the weights alone (ours, no inputs are run): in layer 0 the residual at
   position ``i`` depends only on the bit there, and the query at "=" is fixed, so every
   attention score, value and output vector per (position, bit) is read off the weights.
@@ -36,11 +38,9 @@ import torch.nn.functional as F
 
 from workbench.errors import UserError
 from workbench.fourier.walsh import (MAX_EXACT_BITS, WalshSpectrum, all_inputs,
-                                     detect_parity_set, hidden_progress, sampled_walsh_spectrum,
-                                     walsh_spectrum)
+                                     detect_parity_set, hidden_progress, neuron_walsh_spectra,
+                                     sampled_walsh_spectrum, walsh_spectrum)
 
-_ACTS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu,
-         "gelu_new": lambda x: F.gelu(x, approximate="tanh")}
 MAX_DEGREE_SAMPLED = 3
 
 
@@ -188,6 +188,7 @@ class ParityReport:
     neuron_parity_share: list[float]  # per neuron: power on subsets of the detected set
     neurons_on_parity_set: float  # share of live neurons with > 0.5 of it there
     neuron_top_sets: list[list[int]]  # per neuron: its largest non-empty Walsh set
+    weight_parity_share: list[float]  # per neuron, the same share for ReLU(w_eff . z + b)
     exact: bool
 
     def to_json(self) -> dict:
@@ -219,6 +220,9 @@ def analyze_parity_model(model: torch.nn.Module, state: Mapping[str, torch.Tenso
     coeffs = neuron_spec.coefficients.reshape(len(neuron_spec.sets), -1).abs()
     coeffs[0] = 0.0  # the empty set comes first in every spectrum
     top = coeffs.argmax(dim=0)
+    bias = state.get("layers.0.mlp.fc_in.bias")
+    w_spec = neuron_walsh_spectra(w_eff, None if bias is None else bias.detach().double(),
+                                  max_degree=None if n <= MAX_EXACT_BITS else degree)
     return ParityReport(
         step=step, n=n, k=k, true_support=list(support), detected_support=list(found.support),
         support_recovered=tuple(found.support) == tuple(support),
@@ -228,7 +232,8 @@ def analyze_parity_model(model: torch.nn.Module, state: Mapping[str, torch.Tenso
         output_parity_share=coeff * coeff / nonconst if nonconst > 0 else 0.0,
         neuron_parity_share=share.tolist(),
         neurons_on_parity_set=float((share[live] > 0.5).double().mean()) if live.any() else 0.0,
-        neuron_top_sets=[list(neuron_spec.sets[int(i)]) for i in top], exact=acts.exact)
+        neuron_top_sets=[list(neuron_spec.sets[int(i)]) for i in top],
+        weight_parity_share=_subset_share(w_spec, found.support).tolist(), exact=acts.exact)
 
 
 def analyze_parity_series(model: torch.nn.Module,
