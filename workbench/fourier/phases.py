@@ -11,7 +11,7 @@ the sum of squared weights falls; 9.4k-14k). The paper places the lines by eye; 
 2. ``circuit_formation_end`` and ``cleanup_end``: fit a continuous three-segment linear
    function (least squares over every pair of checkpoints as knots) to ``log10`` test loss
    against step, over the checkpoints from ``memorisation_end`` on (plateau, steep fall, tail).
-   The segment over which the test loss falls the most is cleanup: its start ends circuit
+   Cleanup is the steepest segment among those whose fall is at least half the largest: its start ends circuit
    formation and its end ends cleanup. Accepted when the test loss falls by at least
    ``min_drop_decades`` (one decade) from that start; otherwise the model has not grokked and
    both are None. When the segment after it still falls at least half as fast (or there is
@@ -53,7 +53,8 @@ class PhaseBoundaries:
 
 
 RULE = ("memorisation ends at train accuracy >= 0.99; cleanup is the segment of a continuous "
-        "3-segment linear fit to log10 test loss (after memorisation) with the largest fall: "
+        "3-segment linear fit to log10 test loss (after memorisation) that falls steepest (among "
+        "segments with at least half the largest fall): "
         "circuit formation ends at its start, cleanup at its end")
 
 
@@ -135,7 +136,12 @@ def detect_phases(steps: Sequence[int], *, train_accuracy: Sequence[float] | Non
         knots = [0, a, b, n - 1 - i1]
         span = st[i1:]
         lengths = np.diff(span[knots]) / max(span[-1] - span[0], 1e-12)
-        steep = int(np.argmin(slopes * lengths))  # the segment where test loss falls most
+        # Cleanup is the steepest segment among those carrying at least half of the largest
+        # fall: the largest fall alone can be a long, gentle formation segment.
+        falls = -slopes * lengths
+        candidates = (np.nonzero(falls >= 0.5 * falls.max())[0] if falls.max() > 0
+                      else np.array([int(np.argmax(falls))]))
+        steep = int(candidates[np.argmin(slopes[candidates])])
         start = knots[steep]
         if y[i1 + start] - y[i1 + start:].min() >= min_drop_decades and slopes[steep] < 0:
             i2 = i1 + start
