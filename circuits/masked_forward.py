@@ -278,7 +278,6 @@ class MaskedModel(torch.nn.Module):
             raise ValueError("masked forward needs ablated writer outputs")
         zm1 = None if edges is None else (edges.to(self.dtype) - 1)  # [readers, writers]
         rope = None if self._rope is None else self._rope(seq, tokens.device)
-        flat = batch * seq
 
         writers: list[torch.Tensor] = []  # effective outputs, each [k, batch, seq, d_model]
         deltas: list[torch.Tensor] = []  # effective (x - x_ablated), same shapes

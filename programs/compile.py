@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from programs.decompile import analyse
-from programs.discrete import CatHead, DiscreteProgram, rank_matrix
+from programs.discrete import DiscreteProgram, rank_matrix
 from workbench.errors import UserError
 
 MATCH = 2000.0  # score per match; the rank penalty spans 0.3 * MATCH

@@ -83,7 +83,7 @@ def test_sparse_parity_run(tiny_runs, monkeypatch, capsys):
     reports = series["checkpoints"]
     assert [r["step"] for r in reports] == list(range(25, 201, 25))
     final = reports[-1]
-    n, k = final["n"], final["k"]
+    n = final["n"]
     assert final["exact"] and len(final["coordinate_scores"]) == n
     assert len(final["neuron_parity_share"]) == 128
     run = store.get_run("parity")

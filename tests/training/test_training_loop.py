@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from training.api import build_config, train
 from training.config import TrainConfig

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -17,23 +16,13 @@ from selenium.webdriver.common.by import By
 from ui.app import create_app
 from ui.launch import launch_training
 from workbench import jobs
+from browser_helpers import wait_until
 
 pytestmark = pytest.mark.browser
 ROWS = "#runs-table tbody tr"
 JOB_TIMEOUT = 240  # two shared cores: a tiny job needs ~10 s to import torch, then trains
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except Exception:  # element re-rendered between find and read
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def text_of(dash_duo, selector):

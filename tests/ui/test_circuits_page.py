@@ -11,11 +11,11 @@ test-output/screenshots/circuits*.png.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from workbench.store import RunStore
+from browser_helpers import wait_until as _wait
 
 JOB_TIMEOUT = 240
 
@@ -98,17 +98,6 @@ def test_search_and_curves_widgets(circuit_store):
 
 
 # -- browser -------------------------------------------------------------------------------
-def _wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except Exception:  # element re-rendered between find and read
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 CY = ("const el = document.getElementById(arguments[0]);"

@@ -10,13 +10,13 @@ and the checkpoint slider moves them. Screenshots: test-output/screenshots/fouri
 
 from __future__ import annotations
 
-import time
 
 import dash
 import plotly.graph_objects as go
 import pytest
 
 from workbench.store import RunStore
+from browser_helpers import wait_until as _wait
 
 JOB_TIMEOUT = 240
 
@@ -138,17 +138,6 @@ def test_widget_without_analysis_says_so(fourier_store):
         start_analysis(fourier_store, w.run_id)
 
 
-def _wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except Exception:  # element re-rendered between find and read
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _plots(dash_duo) -> int:

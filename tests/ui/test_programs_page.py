@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import re
 import sys
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from ui.program_figures import head_figure, step_titles, trace_table, unembeddin
 from ui.program_widgets import ProgramWidget
 from workbench.errors import UserError
 from workbench.store import RunStore
+from browser_helpers import wait_until as _wait
 
 TINY = {"max_len": 5, "vocab_size": 4, "n_samples": 300}
 
@@ -163,17 +163,6 @@ def test_program_widget_follows_training(tmp_path):
 
 
 # -- the pages in a browser --------------------------------------------------------------------
-def _wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except Exception:  # element re-rendered between find and read
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _table_rows(dash_duo, selector="#pg-trace-table"):
