@@ -55,7 +55,7 @@ def main() -> int:
         from ui.data import poll_run
 
         app = create_app(store.home)
-        page = sys.modules["pages.run"]
+        page = sys.modules["ui.pages.run"]
         last = poll_run(store, run.id)
         assert len(last.rows) == n_steps * len(NAMES)
         state = {"run_id": run.id, "last_id": last.last_id, "last_step": last.last_step,

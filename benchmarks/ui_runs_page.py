@@ -122,7 +122,7 @@ def main() -> int:
         from ui.data import runs_overview
 
         app = create_app(store.home)
-        page = sys.modules["pages.runs"]
+        page = sys.modules["ui.pages.runs"]
         t_query, rows = timed(lambda: runs_overview(store), args.repeat)
         assert len(rows) == args.runs
         with app.server.test_request_context("/"):
