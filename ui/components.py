@@ -16,3 +16,16 @@ def progress_bar(fraction: float, done: bool = False, id_prefix: str = "progress
         html.Div(id=f"{id_prefix}-inner", className="progress-inner" + (" done" if done else ""),
                  style={"width": f"{pct:.1f}%"}),
         className="progress-outer", id=f"{id_prefix}-outer")
+
+
+def run_or_not_found(store, run_id: str | None, back: tuple[str, str] = ("all runs", "/")):
+    """``(run, None)`` for an existing run, else ``(None, a "Run not found" page body)``."""
+    from dash import dcc
+
+    from workbench.errors import UserError
+
+    try:
+        return store.get_run(run_id or ""), None
+    except UserError as exc:
+        return None, html.Div([html.H2("Run not found"), html.P(str(exc)),
+                               dcc.Link(back[0], href=back[1])])

@@ -12,6 +12,7 @@ headless); display is ipywidgets + Plotly ``FigureWidget`` (anywidget, bundled, 
 
 from __future__ import annotations
 
+import abc
 import threading
 
 import ipywidgets
@@ -22,7 +23,7 @@ from ui.figures import CURVE_NAMES, progress_text, rows_to_series, set_log_axes,
 from workbench.store import RunStore
 
 
-class LiveWidget:
+class LiveWidget(abc.ABC):
     """A figure plus a status line that refreshes from the store, optionally by polling."""
 
     def __init__(self, store: RunStore | None = None, interval: float = 1.0):
@@ -37,12 +38,13 @@ class LiveWidget:
         self.live = True
 
     # -- to implement -----------------------------------------------------------------------
+    @abc.abstractmethod
     def build_figure(self) -> go.Figure:
-        raise NotImplementedError
+        """The initial figure."""
 
+    @abc.abstractmethod
     def update(self) -> bool:
         """Read what is new into ``self.figure``/``self.status``; False once nothing more comes."""
-        raise NotImplementedError
 
     # -- refresh and polling ----------------------------------------------------------------
     def refresh(self) -> bool:

@@ -21,7 +21,7 @@ from flask import current_app
 from circuits.explore import ablate_node, circuit_runs, load_stored, node_edges, reextract
 from ui.circuit_figures import (SEARCH_NAMES, circuit_layout, cytoscape_elements,
                                 rows_to_search_series, search_progress)
-from ui.components import status_badge
+from ui.components import run_or_not_found, status_badge
 from ui.pages.circuits_parts import edge_list, graph_component, legend, search_form
 from ui.state import get_store
 from workbench.errors import UserError
@@ -149,11 +149,9 @@ def _model_layout(store, run):
 
 def layout(run_id: str | None = None, **query):
     store = get_store()
-    try:
-        run = store.get_run(run_id or "")
-    except UserError as exc:
-        return html.Div([html.H2("Run not found"), html.P(str(exc)),
-                         dcc.Link("all runs", href="/")])
+    run, not_found = run_or_not_found(store, run_id, ("all runs", "/"))
+    if not_found is not None:
+        return not_found
     if run.kind == "circuits":
         return _circuit_run_layout(store, run)
     if _applies(run):

@@ -16,7 +16,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 from flask import current_app
 
-from ui.components import progress_bar
+from ui.components import run_or_not_found, progress_bar
 from ui.fourier_figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
                                 phase_curves, progress_measures)
 from ui.state import get_store, job_env
@@ -136,11 +136,9 @@ def _results(store, run_id: str, series: dict):
 
 def layout(run_id: str | None = None, **query):
     store = get_store()
-    try:
-        run = store.get_run(run_id or "")
-    except UserError as exc:
-        return html.Div([html.H2("Run not found"), html.P(str(exc)),
-                         dcc.Link("all runs", href="/")])
+    run, not_found = run_or_not_found(store, run_id, ("all runs", "/"))
+    if not_found is not None:
+        return not_found
     if not applies(run):
         return html.Div([html.H2("No Fourier analysis here"),
                          html.P(f"run {run.id} is a {run.kind} run of task {run.task!r}; the "

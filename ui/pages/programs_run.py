@@ -16,7 +16,7 @@ from dash import Input, Output, Patch, State, callback, ctx, dcc, html
 from flask import current_app
 
 from programs.inspect import ProgramTrace, tokenize, trace_program, unembedding
-from ui.components import progress_bar, status_badge
+from ui.components import run_or_not_found, progress_bar, status_badge
 from ui.pages.programs_parts import (dash_table, epoch_progress, example_input,
                                      job_for_program_run, load_program, total_epochs)
 from ui.program_figures import (PROGRESS_SERIES, code_markdown, head_figure, progress_label,
@@ -99,11 +99,9 @@ def _facts(run) -> str:
 
 def layout(run_id: str | None = None, **query):
     store = get_store()
-    try:
-        run = store.get_run(run_id or "")
-    except UserError as exc:
-        return html.Div([html.H2("Run not found"), html.P(str(exc)),
-                         dcc.Link("all programs", href="/programs")])
+    run, not_found = run_or_not_found(store, run_id, ("all programs", "/programs"))
+    if not_found is not None:
+        return not_found
     if run.kind != "program":
         return html.Div([html.H2("Not a program run"),
                          html.P(f"run {run.id} is a {run.kind!r} run, not a Transformer Program"),

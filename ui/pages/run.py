@@ -15,7 +15,7 @@ import dash
 from dash import Input, Output, Patch, State, callback, dcc, html
 from flask import current_app
 
-from ui.components import progress_bar, status_badge
+from ui.components import run_or_not_found, progress_bar, status_badge
 from ui.data import TERMINAL_RUN, checkpoints, eta_seconds, poll_run
 from ui.figures import CURVE_NAMES, axis_types, progress_text, rows_to_series, training_curves
 from ui.state import get_store
@@ -80,11 +80,9 @@ def _job_info(poll):
 
 def layout(run_id: str | None = None, **query):
     store = get_store()
-    try:
-        run = store.get_run(run_id or "")
-    except UserError as exc:
-        return html.Div([html.H2("Run not found"), html.P(str(exc)),
-                         dcc.Link("all runs", href="/")])
+    run, not_found = run_or_not_found(store, run_id, ("all runs", "/"))
+    if not_found is not None:
+        return not_found
     poll = poll_run(store, run.id)
     history: dict[str, list[tuple[int, float]]] = {}
     for name, (xs, ys) in rows_to_series(poll.rows).items():
