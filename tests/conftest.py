@@ -17,6 +17,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Keep every test at one torch thread, even after code that changes the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh WORKBENCH_HOME, also seen by subprocesses started by the test."""

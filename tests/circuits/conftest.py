@@ -16,15 +16,6 @@ TOKEN_WORDS = (["When", "and", "went", "to", "the", "gave", "a", ",", "The", "la
                + [f"{y:02d}" for y in range(2, 100)])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def save_tiny_tokenizer(path) -> None:
     """A word-level tokenizer (whitespace/punctuation split) saved next to a model."""
     import transformers

@@ -22,8 +22,8 @@ from ui.pages.programs_parts import (dash_table, epoch_progress, example_input,
 from ui.program_figures import (PROGRESS_SERIES, code_markdown, head_figure, progress_label,
                                 step_titles, trace_table, training_figure, unembedding_table)
 from ui.state import get_store
+from ui.launch import request_cancel
 from workbench.errors import UserError
-from workbench.jobs import cancel_job
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -180,14 +180,7 @@ def poll(_n, state):
           State("pg-poll-state", "data"), prevent_initial_call=True)
 def cancel(_clicks, state):
     store = get_store()
-    job = job_for_program_run(store, store.get_run(state["run_id"]))
-    if job is None or job.done:
-        return "nothing to cancel"
-    try:
-        cancel_job(job.id, store=store, wait=False)
-    except UserError as exc:
-        return str(exc)
-    return f"cancelling job {job.id}…"
+    return request_cancel(store, job_for_program_run(store, store.get_run(state["run_id"])))
 
 
 @callback(Output("pg-trace-data", "data"), Output("pg-input-error", "children"),

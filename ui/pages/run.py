@@ -19,8 +19,8 @@ from ui.components import run_or_not_found, progress_bar, status_badge
 from ui.data import TERMINAL_RUN, checkpoints, eta_seconds, poll_run
 from ui.figures import CURVE_NAMES, axis_types, progress_text, rows_to_series, training_curves
 from ui.state import get_store
-from workbench.errors import UserError
-from workbench.jobs import cancel_job, job_for_run
+from ui.launch import request_cancel
+from workbench.jobs import job_for_run
 
 dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="Run · workbench")
 
@@ -179,11 +179,4 @@ def toggle_log(value):
           State("run-poll-state", "data"), prevent_initial_call=True)
 def cancel(_clicks, state):
     store = get_store()
-    job = job_for_run(state["run_id"], store=store)
-    if job is None or job.done:
-        return "nothing to cancel"
-    try:
-        cancel_job(job.id, store=store, wait=False)
-    except UserError as exc:
-        return str(exc)
-    return f"cancelling job {job.id}…"
+    return request_cancel(store, job_for_run(state["run_id"], store=store))
