@@ -28,27 +28,38 @@ def _act(name: str):
             "gelu_new": lambda x: F.gelu(x, approximate="tanh")}[name]
 
 
-def _attention(attn, q: torch.Tensor, kv: torch.Tensor, q_pos: torch.Tensor | None,
-               causal: bool) -> torch.Tensor:
+# Below this many query-key pairs per head, scores and mixing are broadcast products rather than
+# batched matmuls: a [batch * heads] stack of 1x32 @ 32x3 products is dominated by per-matrix
+# overhead on CPU (the grokking model spent a fifth of its step there).
+_BROADCAST_PAIRS = 16
+
+
+def _attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               q_pos: torch.Tensor | None, causal: bool) -> torch.Tensor:
     """Attention output from projected queries ``q`` [batch, n_q, heads * d_head] over
-    projected keys and values ``kv`` [batch, seq, 2 * heads * d_head]."""
+    projected keys and values ``k``, ``v`` [batch, seq, heads * d_head]."""
     batch, n_q, _ = q.shape
-    seq = kv.shape[1]
+    seq = k.shape[1]
     n_heads, d_head = attn.n_heads, attn.d_head
-    q = q.view(batch, n_q, n_heads, d_head).transpose(1, 2)  # [batch, head, n_q, d_head]
-    k, v = kv.view(batch, seq, 2, n_heads, d_head).permute(2, 0, 3, 1, 4)  # [batch, head, seq, d]
-    scores = torch.matmul(q, k.transpose(-2, -1)) / attn.scale  # [batch, head, n_q, seq]
+    q = q.view(batch, n_q, n_heads, d_head)
+    k = k.view(batch, seq, n_heads, d_head)
+    v = v.view(batch, seq, n_heads, d_head)
     if causal:
         rows = torch.arange(seq, device=q.device) if q_pos is None else q_pos
         mask = torch.arange(seq, device=q.device)[None, :] > rows[:, None]  # [n_q, seq]
-        scores = scores.masked_fill(mask, float("-inf"))
-    pattern = scores.softmax(dim=-1)
-    z = torch.matmul(pattern, v).transpose(1, 2).reshape(batch, n_q, n_heads * d_head)
-    return F.linear(z, attn.o.weight, attn.o.bias)  # [batch, n_q, d_model]
-
-
-def _kv_weights(attn) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.cat([attn.k.weight, attn.v.weight]), torch.cat([attn.k.bias, attn.v.bias])
+    if n_q * seq <= _BROADCAST_PAIRS:
+        scores = (q[:, :, None] * k[:, None]).sum(-1) / attn.scale  # [batch, n_q, seq, head]
+        if causal:
+            scores = scores.masked_fill(mask[:, :, None], float("-inf"))
+        pattern = scores.softmax(dim=2)
+        z = (pattern[..., None] * v[:, None]).sum(2)  # [batch, n_q, head, d_head]
+    else:
+        scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1)) / attn.scale
+        if causal:  # scores [batch, head, n_q, seq]
+            scores = scores.masked_fill(mask, float("-inf"))
+        pattern = scores.softmax(dim=-1)
+        z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)  # [batch, n_q, head, d]
+    return F.linear(z.reshape(batch, n_q, n_heads * d_head), attn.o.weight, attn.o.bias)
 
 
 def _embedding_projection(model, tokens: torch.Tensor, weight: torch.Tensor,
@@ -76,26 +87,36 @@ def logits_at(model: torch.nn.Module, tokens: torch.Tensor,
     cfg = model.cfg
     causal = cfg.attention_dir == "causal"
     seq = tokens.shape[1]
-    x = model.tok_embed(tokens) + model.pos.weight[:seq]  # [batch, seq, d_model]
     act = _act(cfg.act_fn or "relu")
     n_blocks = len(model.layers)
     all_pos = torch.arange(seq, device=tokens.device)
+    x = None  # residual stream [batch, seq, d_model], built lazily: a one-block model with
+    # chosen positions only needs it at those positions
     for i, block in enumerate(model.layers):
         last = i == n_blocks - 1 and positions is not None
         q_pos = positions if last else all_pos
         attn = block.attn
-        kv_weight, kv_bias = _kv_weights(attn)
         if i == 0 and isinstance(block.ln1, torch.nn.Identity):
             q = _embedding_projection(model, tokens, attn.q.weight, attn.q.bias, q_pos)
-            kv = _embedding_projection(model, tokens, kv_weight, kv_bias, all_pos)
+            k = _embedding_projection(model, tokens, attn.k.weight, attn.k.bias, all_pos)
+            v = _embedding_projection(model, tokens, attn.v.weight, attn.v.bias, all_pos)
         else:
+            if x is None:
+                x = model.tok_embed(tokens) + model.pos.weight[:seq]
             h = block.ln1(x)  # [batch, seq, d_model]
             q = F.linear(h[:, q_pos] if last else h, attn.q.weight, attn.q.bias)
-            kv = F.linear(h, kv_weight, kv_bias)
-        resid = x[:, positions] if last else x
-        x = resid + _attention(attn, q, kv, positions if last else None, causal)
+            k = F.linear(h, attn.k.weight, attn.k.bias)
+            v = F.linear(h, attn.v.weight, attn.v.bias)
+        if x is None:
+            resid = model.tok_embed(tokens[:, q_pos]) + model.pos.weight[q_pos]
+        else:
+            resid = x[:, positions] if last else x
+        x = resid + _attention(attn, q, k, v, positions if last else None, causal)
         if not cfg.attn_only:
             mlp = block.mlp
             hidden = act(F.linear(block.ln2(x), mlp.fc_in.weight, mlp.fc_in.bias))
             x = x + F.linear(hidden, mlp.fc_out.weight, mlp.fc_out.bias)
+    if x is None:  # no blocks
+        x = model.tok_embed(tokens) + model.pos.weight[:seq]
+        x = x if positions is None else x[:, positions]
     return model.head(model.ln_out(x))

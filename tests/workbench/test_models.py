@@ -16,10 +16,10 @@ SMALL = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, d_vocab=11, 
 
 @pytest.mark.parametrize("variant", [
     {}, {"normalization_type": "LN"}, {"attn_only": True}, {"act_fn": "gelu"},
-    {"attention_dir": "bidirectional", "normalization_type": "RMS"},
+    {"attention_dir": "bidirectional", "normalization_type": "RMS"}, {"n_layers": 1},
 ])
 def test_fast_forward_matches_bridge(variant):
-    cfg = ModelConfig(**SMALL, **variant)
+    cfg = ModelConfig(**{**SMALL, **variant})
     native = build_native(cfg)
     bridge = to_bridge(cfg, native.state_dict())
     tokens = torch.randint(0, cfg.d_vocab, (5, cfg.n_ctx))
@@ -29,6 +29,22 @@ def test_fast_forward_matches_bridge(variant):
         pos = torch.tensor([1, 5])
         assert torch.allclose(logits_at(native, tokens, pos), full[:, pos], atol=1e-5)
         assert torch.allclose(logits_at(native, tokens), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_fast_forward_gradients_match_full_forward(n_layers):
+    # the trainer differentiates logits_at; its gradients must be the full forward's
+    cfg = ModelConfig(**{**SMALL, "n_layers": n_layers})
+    native = build_native(cfg)
+    tokens = torch.randint(0, cfg.d_vocab, (5, cfg.n_ctx))
+    pos = torch.tensor([cfg.n_ctx - 1])
+    grads = []
+    for logits in (lambda: native(tokens)[:, pos], lambda: logits_at(native, tokens, pos)):
+        native.zero_grad()
+        logits().logsumexp(-1).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in native.named_parameters()})
+    for name, grad in grads[0].items():
+        assert torch.allclose(grads[1][name], grad, atol=1e-5), name
 
 
 def test_init_is_seeded_and_leaves_global_rng():
