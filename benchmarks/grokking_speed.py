@@ -9,7 +9,7 @@ splits every 100 epochs (``eval_every=100``) and computes the last block only at
 position. Both use the same model, data, initialisation and AdamW settings.
 
     python benchmarks/grokking_speed.py             # per-epoch figures (~1 minute)
-    python benchmarks/grokking_speed.py --grok      # plus a full grokking run (~10+ minutes)
+    python benchmarks/grokking_speed.py --grok --home DIR  # plus a grokking run (~20 min), kept
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ def trainer_epoch_ms(epochs: int, store: RunStore) -> float:
     return result.wall_seconds / epochs * 1000
 
 
-def grok(store: RunStore) -> None:
+def grok(store: RunStore, epochs: int) -> None:
     result = train("modular-addition", preset="grokking", store=store, progress=True,
-                   overrides={"steps": 20_000})
+                   name="grokking-reference", overrides={"steps": epochs})
     history = store.metric_history(result.run_id)
     elapsed = dict(history["elapsed_seconds"])
     train_acc = dict(history["train_acc"])
@@ -74,7 +74,7 @@ def grok(store: RunStore) -> None:
     print(f"grokking preset (p=113, 30% train, eval every 100 epochs), run {result.run_id}:")
     print(f"  train acc >= 99% at epoch {first_train}")
     if first_test is None:
-        print("  test acc never reached 99% in 20k epochs")
+        print(f"  test acc never reached 99% in {epochs} epochs")
         return
     print(f"  test  acc >= 99% at epoch {first_test}, after {elapsed[first_test]:.0f} s "
           f"({elapsed[first_test] / 60:.1f} min); train acc then {train_acc[first_test]:.3f}")
@@ -86,11 +86,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--grok", action="store_true", help="also run the full grokking preset")
+    parser.add_argument("--grok-epochs", type=int, default=25_000)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--home", help="keep the runs in this store (e.g. for `workbench "
+                        "fourier grokking-reference --checkpoint all`); default: a temp dir")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as home:
-        store = RunStore(home)
+    with tempfile.TemporaryDirectory() as scratch:
+        store = RunStore(args.home or scratch)
         ours = trainer_epoch_ms(args.epochs, store)
         ref = reference_epoch_ms(args.epochs)
         print(f"threads: {args.threads}")
@@ -100,7 +103,7 @@ def main() -> None:
         print(f"speed-up vs published reference ({PUBLISHED_REFERENCE_MS:.0f} ms/epoch):   "
               f"{PUBLISHED_REFERENCE_MS / ours:7.2f}x")
         if args.grok:
-            grok(store)
+            grok(store, args.grok_epochs)
 
 
 if __name__ == "__main__":

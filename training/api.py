@@ -116,6 +116,9 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
             raise UserError(f"run {resume!r} is a {run.kind} run, not a training run")
         if run.status == "completed":
             raise UserError(f"run {resume!r} has already completed")
+        if run.status == "running":
+            raise UserError(f"run {resume!r} is still being trained by process {run.owner}; "
+                            f"stop it before resuming")
         config = RunConfig.from_dict(run.config)
         data_enc = load_data(config)
         return _run(store, run.id, config, data_enc, progress, resume=True, ctx=ctx)

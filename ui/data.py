@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 
 from workbench import jobs
-from workbench.store import Run, RunStore
+from workbench.store import INTERRUPTED, Run, RunStore, effective_status
 
 KEY_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
-TERMINAL_RUN = ("completed", "failed", "cancelled")
+TERMINAL_RUN = ("completed", "failed", "cancelled", INTERRUPTED)
 
 
 def runs_overview(store: RunStore) -> list[dict]:
@@ -23,14 +23,15 @@ def runs_overview(store: RunStore) -> list[dict]:
     key metrics (final ones for completed runs, the latest logged ones otherwise)."""
     # JSON fields are extracted by SQLite: decoding 1,000 summaries in Python costs more.
     metrics_sql = ", ".join(f"json_extract(summary, '$.{k}') AS {k}" for k in KEY_METRICS)
-    rows = store.execute("SELECT id, name, kind, task, status, created, "
+    rows = store.execute("SELECT id, name, kind, task, status, owner, created, "
                          "summary IS NOT NULL AS has_summary, "
                          f"json_extract(config, '$.train.steps') AS steps, {metrics_sql} "
                          "FROM runs ORDER BY created DESC")
     out, open_ids = [], []
     for r in rows:
         item = {"id": r["id"], "name": r["name"] or "", "kind": r["kind"], "task": r["task"],
-                "status": r["status"], "created_ts": r["created"],
+                "status": effective_status(r["status"], r["owner"]),
+                "created_ts": r["created"],
                 "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])),
                 "steps": r["steps"]}
         for key in KEY_METRICS:

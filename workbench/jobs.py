@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.liveness import pid_alive
+
 if TYPE_CHECKING:  # the supervisor runs this file as a script and must not import torch
     from workbench.store import RunStore
 
@@ -231,20 +233,7 @@ def _alive(job: Job) -> bool:
             return True
         _CHILDREN.pop(job.pid, None)
         return False
-    try:
-        os.kill(job.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # guard against pid reuse and zombies (Linux)
-        cmdline = Path(f"/proc/{job.pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{job.pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: trust kill(0)
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    return job.id.encode() in cmdline
+    return pid_alive(job.pid, job.id.encode())
 
 
 def _mark_dead(store, job: Job) -> None:

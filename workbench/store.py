@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import UserError
+from workbench.liveness import owner_alive, owner_tag
 
 SCHEMA_VERSION = 1
 RUN_STATUSES = ("created", "running", "completed", "failed", "cancelled")
+# Never stored: what a "running" run reads as once the process that owns it is gone.
+INTERRUPTED = "interrupted"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ID_RE = re.compile(r"^r-[0-9a-f]{12}$")
 
@@ -40,7 +43,8 @@ CREATE TABLE IF NOT EXISTS runs (
     message TEXT,
     summary TEXT,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -111,6 +115,7 @@ class Run:
     summary: dict | None
     created: float
     updated: float
+    owner: str | None = None  # host:pid of the process that last set it running
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -147,6 +152,7 @@ class RunStore:
         conn = self._connect().conn  # executescript manages its own transaction
         try:
             conn.executescript(_SCHEMA)
+            _add_owner_column(conn)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
         finally:
@@ -202,10 +208,15 @@ class RunStore:
             return [_run_from_row(r) for r in conn.execute(sql, args)]
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        """Set a run's status; ``running`` also records this process as the run's owner."""
         assert status in RUN_STATUSES, status
         with self._connect() as conn:
-            conn.execute("UPDATE runs SET status=?, message=?, updated=? WHERE id=?",
-                         (status, message, time.time(), run_id))
+            if status == "running":
+                conn.execute("UPDATE runs SET status=?, message=?, updated=?, owner=? "
+                             "WHERE id=?", (status, message, time.time(), owner_tag(), run_id))
+            else:
+                conn.execute("UPDATE runs SET status=?, message=?, updated=? WHERE id=?",
+                             (status, message, time.time(), run_id))
 
     def set_summary(self, run_id: str, summary: dict) -> None:
         with self._connect() as conn:
@@ -344,4 +355,24 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     d = dict(row)
     d["config"] = json.loads(d["config"])
     d["summary"] = json.loads(d["summary"]) if d["summary"] else None
+    d["status"] = effective_status(d["status"], d.get("owner"))
+    if d["status"] == INTERRUPTED:
+        d["message"] = (f"the process that ran it ({d['owner']}) is gone; continue it with "
+                        f"`workbench train --resume {d['id']}`")
     return Run(**d)
+
+
+def effective_status(status: str, owner: str | None) -> str:
+    """``status`` as stored, except a ``running`` run whose process is gone: ``interrupted``."""
+    return INTERRUPTED if status == "running" and not owner_alive(owner) else status
+
+
+def _add_owner_column(conn: sqlite3.Connection) -> None:
+    """Stores made before runs had owners gain the column (idempotent across processes)."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    if "owner" not in columns:
+        try:
+            conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise

@@ -134,3 +134,15 @@ def test_custom_jsonl_errors_name_the_line(home, tmp_path, capsys):
     path.write_text('{"input": [1], "output": [2]}\n{"input": 5, "output": [1]}\n')
     code, _, err = _run(capsys, "train", "--data", str(path))
     assert code == 2 and "line 2" in err
+
+
+def test_resume_of_a_run_that_is_still_training_is_refused(home, run_cli):
+    from workbench.store import RunStore
+
+    store = RunStore(home)
+    run = store.create_run(kind="train", task="modular-addition", config={})
+    store.set_status(run.id, "running")  # owned by this (live) test process
+    proc = run_cli("train", "--resume", run.id)
+    assert proc.returncode == 2
+    assert "still being trained" in proc.stderr and "Traceback" not in proc.stderr
+    assert store.get_run(run.id).status == "running"

@@ -110,9 +110,12 @@ def test_sigkill_then_resume_reaches_identical_weights(home, run_cli):
         if len(steps) >= 2:
             break
         time.sleep(0.05)
+    assert store.get_run("victim").status == "running"  # its process is alive
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert store.get_run("victim").status == "running"  # killed without any cleanup
+    # killed without any cleanup: the row still says running, readers see it is interrupted
+    assert store.execute("SELECT status FROM runs WHERE name='victim'")[0][0] == "running"
+    assert store.get_run("victim").status == "interrupted"
     assert load_run("victim", store).checkpoints()[-1] < 400
     resumed = run_cli("train", "--resume", "victim", "--no-progress", "--json", check=True)
     out = json.loads(resumed.stdout)

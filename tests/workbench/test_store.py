@@ -104,3 +104,42 @@ def test_two_concurrent_writer_processes(home):
     assert len(store.list_runs()) == 1 + 2 * 15
     mode = store.execute("PRAGMA journal_mode")[0][0]
     assert mode == "wal"
+
+
+def test_running_run_whose_process_died_reads_as_interrupted(store):
+    import sqlite3
+    import subprocess
+    import sys
+
+    from workbench.liveness import owner_tag
+
+    run = store.create_run(kind="train", task="t", config={})
+    store.set_status(run.id, "running")
+    assert store.get_run(run.id).status == "running"  # owned by this live process
+    assert store.get_run(run.id).owner == owner_tag()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    host = owner_tag().rpartition(":")[0]
+    with sqlite3.connect(store.db_path) as conn:
+        conn.execute("UPDATE runs SET owner=? WHERE id=?", (f"{host}:{gone}", run.id))
+    seen = store.get_run(run.id)
+    assert seen.status == "interrupted"
+    assert "--resume" in seen.message
+    assert [r.status for r in store.list_runs()] == ["interrupted"]
+    # a run owned by another host (shared home) is trusted to be running
+    with sqlite3.connect(store.db_path) as conn:
+        conn.execute("UPDATE runs SET owner=? WHERE id=?", (f"elsewhere:{gone}", run.id))
+    assert store.get_run(run.id).status == "running"
+
+
+def test_store_made_before_owners_gains_the_column(tmp_path):
+    import sqlite3
+
+    home = tmp_path / "old"
+    RunStore(home)
+    with sqlite3.connect(home / "store.db") as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN owner")
+    store = RunStore(home)
+    run = store.create_run(kind="train", task="t", config={})
+    store.set_status(run.id, "running")
+    assert store.get_run(run.id).status == "running"

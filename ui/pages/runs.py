@@ -16,7 +16,7 @@ PAGE_SIZE = 50
 SORTS = [("created", "created"), ("test_acc", "test acc"), ("train_acc", "train acc"),
          ("test_loss", "test loss"), ("train_loss", "train loss"), ("task", "task"),
          ("status", "status")]
-STATUSES = ["created", "running", "completed", "failed", "cancelled"]
+STATUSES = ["created", "running", "interrupted", "completed", "failed", "cancelled"]
 COLUMNS = [("run", None), ("task", None), ("kind", None), ("status", None),
            ("steps", "num"), ("train loss", "num"), ("test loss", "num"), ("train acc", "num"),
            ("test acc", "num"), ("created", None)]
