@@ -9,7 +9,6 @@ feeds (``a0.h1.q -> a0.h1``) by an ``internal`` edge so the drawing is connected
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from circuits.graph import Graph, GraphSpec
 from workbench.checkpoint import atomic_write_bytes, atomic_write_json
 from workbench.errors import UserError
+from workbench.files import read_mapping_file
 
 FORMAT = "workbench-circuit/1"
 
@@ -64,13 +64,8 @@ def from_mask(graph: Graph, keep: torch.Tensor, scores: torch.Tensor | None = No
 
 def load_circuit(path: str | Path) -> Circuit:
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"circuit file {str(path)!r} does not exist")
-    try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path.name} is not valid JSON ({exc.msg})") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+    obj = read_mapping_file(path, "circuit file", fmt="json")
+    if obj.get("format") != FORMAT:
         raise UserError(f"{path.name} is not a workbench circuit file (format {FORMAT})")
     meta = {k: v for k, v in obj.items() if k not in ("format", "spec", "edges", "scores",
                                                       "metrics", "n_edges", "total_edges",

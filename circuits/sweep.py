@@ -35,6 +35,7 @@ from pathlib import Path
 
 from workbench.checkpoint import atomic_write_bytes, atomic_write_json
 from workbench.errors import UserError
+from workbench.files import read_mapping_file
 
 _LIST_KEYS = {"models": None, "tasks": None, "sparsities": None,
               "methods": ["edge-pruning"], "seeds": [0]}
@@ -46,16 +47,8 @@ COLUMNS = ["key", "model", "task", "method", "target_sparsity", "seed", "n_edges
 
 
 def load_spec(path: str | Path) -> dict:
-    import yaml
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sweep spec {str(path)!r} does not exist")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path.name} is not valid YAML: {exc}") from None
-    if not isinstance(spec, dict):
-        raise UserError(f"{path.name}: expected a mapping of models, tasks, sparsities, ...")
+    spec = read_mapping_file(path, "sweep spec", fmt="yaml")  # YAML, which JSON also is
     unknown = set(spec) - set(_LIST_KEYS) - set(_SETTINGS)
     if unknown:
         raise UserError(f"{path.name}: unknown keys {sorted(unknown)}")

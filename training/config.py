@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from training.tasks.registry import coerce
 from workbench.errors import UserError
+from workbench.files import read_mapping_file
 from workbench.models import ModelConfig
 
 
@@ -133,27 +132,7 @@ def parse_set_args(items: list[str]) -> dict[str, str]:
 
 def read_config_file(path: str) -> dict:
     """A JSON or YAML file of overrides (flat, or nested under task/model/train)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"config file {path!r} does not exist")
-    text = p.read_text()
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        elif p.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise UserError(f"config file {path!r} must end in .json, .yaml or .yml")
-    except (json.JSONDecodeError, ValueError) as exc:
-        if isinstance(exc, UserError):
-            raise
-        raise UserError(f"malformed config file {path!r}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise UserError(f"malformed config file {path!r}: {exc}".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise UserError(f"config file {path!r} must hold a mapping of keys to values")
+    data = read_mapping_file(path, "config file")
     flat = {}
     for key, value in data.items():
         if key in ("task", "model", "train") and isinstance(value, dict):

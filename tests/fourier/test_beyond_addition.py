@@ -138,7 +138,8 @@ def test_character_fit_known_answer():
 
 def test_group_embedding_in_one_irrep_is_key():
     from workbench.fourier.group_analysis import analyze_group_model
-    from workbench.fourier.group_irreps import sign, symmetric_group
+    from workbench.fourier.group_irreps import symmetric_group
+    from workbench.permutations import sign
 
     elements = symmetric_group(4)
     size, d = len(elements), 8

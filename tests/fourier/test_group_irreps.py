@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from workbench.errors import UserError
-from workbench.fourier.group_irreps import (character, character_table, compose, cycle_type,
-                                            irrep_decomposition, isotypic_projectors, sign,
-                                            symmetric_group)
+from workbench.fourier.group_irreps import (character, character_table, irrep_decomposition,
+                                            isotypic_projectors, symmetric_group)
+from workbench.permutations import compose, cycle_type, sign
 
 
 @pytest.mark.parametrize("n,dims", [(3, [1, 2, 1]), (4, [1, 3, 2, 3, 1]),

@@ -64,17 +64,6 @@ def shuffle_split(items: Sequence[T], frac_train: float,
     return tuple(items[:n_train]), tuple(items[n_train:])
 
 
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
-            return False
-        i += 1
-    return True
-
-
 def letters(count: int) -> tuple[str, ...]:
     """The first ``count`` lowercase letters, the token strings of the algorithmic tasks."""
     assert 0 <= count <= 26, count

@@ -1,4 +1,4 @@
-"""Permutation-group utilities shared by the group-composition task and group analyses.
+"""Permutation groups (S_n, A_n) for the group-composition task.
 
 A permutation of ``{0, .., n-1}`` is a tuple ``g`` with ``g[i]`` the image of ``i`` (one-line
 notation); its token is the digits joined, e.g. ``"01234"`` for the identity of S5.
@@ -21,55 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from workbench.errors import UserError
-
-Permutation = tuple[int, ...]
+from workbench.permutations import Permutation, compose, inverse, sign
 
 MIN_DEGREE = {"S": 2, "A": 3}
 MAX_DEGREE = 6  # S7 would give 25 million composition pairs
-
-
-def identity(n: int) -> Permutation:
-    return tuple(range(n))
-
-
-def compose(g: Permutation, h: Permutation) -> Permutation:
-    """``g∘h``: apply ``h`` first, then ``g``."""
-    assert len(g) == len(h), (g, h)
-    return tuple(g[i] for i in h)
-
-
-def inverse(g: Permutation) -> Permutation:
-    inv = [0] * len(g)
-    for i, gi in enumerate(g):
-        inv[gi] = i
-    return tuple(inv)
-
-
-def cycles(g: Permutation) -> list[tuple[int, ...]]:
-    """Disjoint cycles of ``g`` including fixed points, each starting at its smallest point."""
-    seen = [False] * len(g)
-    out = []
-    for start in range(len(g)):
-        if seen[start]:
-            continue
-        cycle = []
-        i = start
-        while not seen[i]:
-            seen[i] = True
-            cycle.append(i)
-            i = g[i]
-        out.append(tuple(cycle))
-    return out
-
-
-def cycle_type(g: Permutation) -> tuple[int, ...]:
-    """Cycle lengths in decreasing order: the conjugacy class of ``g`` in ``S_n``."""
-    return tuple(sorted((len(c) for c in cycles(g)), reverse=True))
-
-
-def sign(g: Permutation) -> int:
-    """+1 for even permutations, -1 for odd ones."""
-    return -1 if (len(g) - len(cycles(g))) % 2 else 1
 
 
 def to_token(g: Permutation) -> str:

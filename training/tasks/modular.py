@@ -13,7 +13,8 @@ import random
 from dataclasses import dataclass
 
 from training.tasks.base import Example, Task, TaskData
-from training.tasks.common import check_fraction, check_int, check_seed, is_prime, shuffle_split
+from training.tasks.common import check_fraction, check_int, check_seed, shuffle_split
+from workbench.primes import is_prime
 from training.tasks.registry import register
 from workbench.errors import UserError
 

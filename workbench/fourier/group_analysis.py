@@ -24,8 +24,8 @@ import torch
 
 from workbench.errors import UserError
 from workbench.fourier.collect import collect_modular, modular_weights
-from workbench.fourier.group_irreps import (character_table, compose, cycle_type, inverse,
-                                            irrep_decomposition)
+from workbench.fourier.group_irreps import character_table, irrep_decomposition
+from workbench.permutations import compose, cycle_type, inverse
 
 
 def parse_elements(tokens: Sequence[str]) -> tuple[int, list[tuple[int, ...]]]:

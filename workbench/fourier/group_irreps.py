@@ -18,7 +18,7 @@ out of ``|G| - 1`` after centring).
 
 Element order: :func:`symmetric_group` lists permutations of ``range(n)`` in lexicographic order
 (``itertools.permutations``); pass your own ``elements`` to match a model's token order.
-Composition ``(p q)(i) = p(q(i))``.
+Composition as in :mod:`workbench.permutations`: ``(p q)(i) = p(q(i))``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from functools import lru_cache
 import torch
 
 from workbench.errors import UserError
+from workbench.permutations import Permutation, compose, cycle_type, inverse
 
-Perm = tuple[int, ...]
+Perm = Permutation
 MAX_N = 7  # |S7| = 5040: projectors are |G|^2 per irrep
 
 _NAMES = {(3,): "trivial", (2, 1): "standard", (1, 1, 1): "sign",
@@ -46,35 +47,6 @@ def symmetric_group(n: int) -> list[Perm]:
     if not isinstance(n, int) or not 1 <= n <= MAX_N:
         raise UserError(f"symmetric group degree must be in 1..{MAX_N}, got {n!r}")
     return list(itertools.permutations(range(n)))
-
-
-def compose(p: Perm, q: Perm) -> Perm:
-    return tuple(p[i] for i in q)
-
-
-def inverse(p: Perm) -> Perm:
-    out = [0] * len(p)
-    for i, j in enumerate(p):
-        out[j] = i
-    return tuple(out)
-
-
-def cycle_type(p: Perm) -> tuple[int, ...]:
-    seen, lengths = set(), []
-    for start in range(len(p)):
-        if start in seen:
-            continue
-        length, i = 0, start
-        while i not in seen:
-            seen.add(i)
-            i = p[i]
-            length += 1
-        lengths.append(length)
-    return tuple(sorted(lengths, reverse=True))
-
-
-def sign(p: Perm) -> int:
-    return -1 if (len(p) - len(cycle_type(p))) % 2 else 1
 
 
 def partitions(n: int, largest: int | None = None) -> list[tuple[int, ...]]:

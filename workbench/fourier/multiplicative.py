@@ -19,42 +19,19 @@ from typing import Literal
 import torch
 
 from workbench.errors import UserError
+from workbench.primes import is_prime, prime_factors
 
 Operation = Literal["add", "sub", "mul"]
 OPERATIONS = ("add", "sub", "mul")
 
 
-def _is_prime(p: int) -> bool:
-    if p < 2:
-        return False
-    i = 2
-    while i * i <= p:
-        if p % i == 0:
-            return False
-        i += 1
-    return True
-
-
-def _prime_factors(m: int) -> list[int]:
-    out, d = [], 2
-    while d * d <= m:
-        if m % d == 0:
-            out.append(d)
-            while m % d == 0:
-                m //= d
-        d += 1
-    if m > 1:
-        out.append(m)
-    return out
-
-
 def primitive_root(p: int) -> int:
     """The smallest generator of the multiplicative group Z_p* (``p`` prime)."""
-    if not isinstance(p, int) or not _is_prime(p):
+    if not isinstance(p, int) or not is_prime(p):
         raise UserError(f"primitive root needs a prime modulus, got {p!r}")
     if p == 2:
         return 1
-    factors = _prime_factors(p - 1)
+    factors = prime_factors(p - 1)
     for g in range(2, p):
         if all(pow(g, (p - 1) // q, p) != 1 for q in factors):
             return g
@@ -122,7 +99,7 @@ def cyclic_reindex(operation: str, p: int) -> CyclicReindex:
     """The reindexing that makes ``operation`` mod ``p`` into addition in Z_n."""
     if operation not in OPERATIONS:
         raise UserError(f"operation must be one of {', '.join(OPERATIONS)}, got {operation!r}")
-    if not isinstance(p, int) or not _is_prime(p) or p < 3:
+    if not isinstance(p, int) or not is_prime(p) or p < 3:
         raise UserError(f"modulus must be an odd prime, got {p!r}")
     r = torch.arange(p)
     if operation == "add":
