@@ -67,19 +67,23 @@ def discover(model: str | Target, task: str, *, target_sparsity: float = 0.95,
              lr: float = 0.8, lambda_lr: float | None = None, acdc_threshold: float | None = None,
              out_dir: str | Path | None = None, name: str | None = None,
              store: RunStore | None = None, data: PairDataset | None = None,
-             on_log=None, device: str | None = None,
-             run_id: str | None = None) -> DiscoverResult:
+             on_log=None, device: str | None = None, precision: str = "fp32",
+             grad_checkpoint: bool = False, run_id: str | None = None) -> DiscoverResult:
     """Find a circuit for ``task`` on ``model`` and record it as a ``circuits`` run.
 
     ``lambda_lr`` (default: ``lr``) is the Lagrange multipliers' ascent rate; small graphs such
     as compiled programs need it far below ``lr``. ``run_id`` fills a ``circuits`` run created beforehand (the browser app creates it so it can
-    show the run at once, then starts this search as a job)."""
+    show the run at once, then starts this search as a job). ``precision="bf16"`` runs the masked
+    forward under bf16 autocast and ``grad_checkpoint`` recomputes each attention layer in the
+    backward pass: both for large models on a GPU."""
     t0 = time.perf_counter()
     if method not in METHODS:
         raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     cfg = PruneConfig(target_sparsity=target_sparsity, steps=steps, seed=seed,
                       ablation=ablation, objective=objective, batch_size=batch_size, lr=lr,
-                      lambda_lr=lr if lambda_lr is None else lambda_lr, lr_warmup=min(200, max(1, steps // 15)))
+                      lambda_lr=lr if lambda_lr is None else lambda_lr,
+                      lr_warmup=min(200, max(1, steps // 15)), precision=precision,
+                      checkpoint=grad_checkpoint)
     if n_examples < 1:
         raise UserError(f"--examples must be positive, got {n_examples}")
     if data is None:

@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     d.add_argument("--lambda-lr", type=_float, default=None,
                    help="Lagrange multipliers' learning rate (default: --lr)")
     d.add_argument("--device", default=None)
+    d.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: masked forward under bf16 autocast (GPU; also runs on CPU)")
+    d.add_argument("--grad-checkpoint", action="store_true",
+                   help="recompute attention layers in backward to save memory")
     d.add_argument("--name", default=None)
     d.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # a run the app created
     d.add_argument("-o", "--output", default=None, help="directory for the circuit files")
@@ -82,7 +86,8 @@ def _discover(args) -> int:
                    steps=args.steps, seed=args.seed, n_examples=args.examples,
                    batch_size=args.batch_size, lr=args.lr, lambda_lr=args.lambda_lr,
                    out_dir=args.output,
-                   name=args.name, device=args.device, run_id=args.run_id)
+                   name=args.name, device=args.device, precision=args.precision,
+                   grad_checkpoint=args.grad_checkpoint, run_id=args.run_id)
     out = res.to_json()
     emit(out, args.json,
          f"run {res.run_id}: {res.n_edges}/{res.total_edges} edges (sparsity "

@@ -13,6 +13,7 @@ search is deterministic per seed. Optional node masks gate whole writers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -45,6 +46,7 @@ class PruneConfig:
     log_every: int = 10
     cache_limit_mb: float = 1024.0  # cache per-batch ablations/full logits up to this size
     checkpoint: bool = False  # gradient checkpointing per attention layer
+    precision: str = "fp32"  # "bf16": the masked forward under bf16 autocast (losses in fp32)
 
     def __post_init__(self):
         for name in ("target_sparsity", "node_target_sparsity"):
@@ -60,6 +62,8 @@ class PruneConfig:
                             f"got {self.ablation!r}")
         if self.objective not in OBJECTIVES:
             raise UserError(f"objective must be kl or logit-diff, got {self.objective!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise UserError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.lr <= 0 or self.lambda_lr < 0:
             raise UserError("learning rates must be positive")
 
@@ -148,12 +152,17 @@ def prune(mm: MaskedModel, data: PairDataset, cfg: PruneConfig, *,
     lam_sched = torch.optim.lr_scheduler.LambdaLR(lam_opt, _lr_lambda(cfg))
     batches = _Batches(mm, data.to(device), cfg, gen, shard)
     final: dict = {}
+    # bf16 autocast exists on CPU too, so the GPU path is exercised by the CPU tests
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                else contextlib.nullcontext())
     for step in range(cfg.steps):
         batch, ablated, full = batches.next()
         z = masks.sample(log_alpha, sample_gen)
         nodes = None if node_la is None else masks.sample(node_la, sample_gen)
-        logits = mm(batch.clean, batch.positions, edges=dense_edges(mm, z), nodes=nodes,
-                    ablated=ablated, checkpoint=cfg.checkpoint)
+        with autocast:
+            logits = mm(batch.clean, batch.positions, edges=dense_edges(mm, z), nodes=nodes,
+                        ablated=ablated, checkpoint=cfg.checkpoint)
+        logits = logits.float()  # the KL / logit difference and the masks stay in fp32
         if cfg.objective == "kl":
             task_loss = kl_full_circuit(full, logits)
         else:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from programs.config import ProgramConfig
 from programs.data import ProgramShape
 from programs.discrete import CatHead, DiscreteProgram, MLPTable, NumHead, rank_matrix
-from programs.kernels import gather, pair_scores
+from programs.kernels import gather, mlp, pair_scores
 
 RANK_WEIGHT = 0.3  # total rank bias stays below the 0.5 gap between a match and the BOS default
 
@@ -43,23 +43,23 @@ def variable_names(cfg: ProgramConfig) -> tuple[list[str], list[str]]:
     return cat, num
 
 
-def _read(weights: torch.Tensor, chunks: list, per_value: bool = False) -> torch.Tensor:
-    """``sum_v weights[:, v] * variable_v`` over chunked variables ``[v, k, n, b]``.
+def _read(weights: torch.Tensor, chunks: list) -> torch.Tensor:
+    """``weights [r, v] @ variables [v, k, n, b] -> [r, k n b]`` over chunked variables.
 
-    ``per_value``: ``weights`` is ``[o, k, v]`` (one weight per variable and value, the
-    unembedding) and the result is ``[o, n b]``; else ``weights`` is ``[r, v]`` -> ``[r, k n b]``.
+    One concatenation and one matmul: cheaper than a matmul per chunk accumulated with
+    ``addmm`` (each of which rewrites the whole ``[r, k n b]`` output), and the backward of the
+    concatenation is free (views of the gradient).
     """
-    sizes = [chunk.shape[0] for chunk in chunks]
-    out = None
-    for w, chunk in zip(weights.split(sizes, dim=-1), chunks):
-        v = chunk.shape[0]
-        if per_value:
-            w, flat = w.transpose(1, 2).reshape(w.shape[0], -1), chunk.reshape(v * chunk.shape[1], -1)
-        else:
-            flat = chunk.reshape(v, -1)
-        # addmm accumulates in one pass over ``out`` (no separate product + sum tensors)
-        out = w @ flat if out is None else torch.addmm(out, w, flat)
-    return out
+    stream = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)  # [v, k, n, b]
+    return weights @ stream.view(stream.shape[0], -1)
+
+
+def _interleave(read: torch.Tensor) -> torch.Tensor:
+    """Read rows ``[first inputs..., second inputs...]`` -> ``[m0 first, m0 second, m1 ...]``.
+
+    The read then lands as ``[m, 2, ...]``, the layout the batched MLP takes, without a copy.
+    """
+    return read.view(2, -1, read.shape[-1]).transpose(0, 1).reshape(read.shape)
 
 
 def tents(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -70,8 +70,10 @@ def tents(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 def _gumbel_softmax(logits: torch.Tensor, tau: float, dim: int) -> torch.Tensor:
     # -log(-log U) from uniform draws: several times faster on CPU than exponential_().
+    # The noise needs no gradient, so it is transformed in place (no temporaries).
     u = torch.rand_like(logits).clamp_(1e-10, 1.0)
-    return torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=dim)
+    noise = u.log_().neg_().log_()  # -(Gumbel noise)
+    return torch.softmax((logits - noise).div_(tau), dim=dim)
 
 
 def _gumbel_dim1(logits: torch.Tensor, tau: float, hard: bool) -> torch.Tensor:
@@ -168,9 +170,11 @@ class ProgramModel(nn.Module):
         num = torch.ones(1, n, b)  # [v, n, b]
         for layer in self.layers:
             num = self._layer(layer, cats, num, tau, hard)
-        out = _read(self.unembed_cat.reshape(-1, k, self.unembed_cat.shape[-1]).transpose(0, 2),
-                    cats, per_value=True)  # [o, n b]
-        return out + self.unembed_num.T @ num.reshape(num.shape[0], -1) + self.unembed_bias[:, None]
+        # unembedding: one weight per (variable, value) row of the stream
+        w = self.unembed_cat.reshape(-1, self.unembed_cat.shape[-1]).T  # [o, v k]
+        out = _read(w, cats).view(w.shape[0], n * b)  # [o, n b]
+        out = torch.addmm(out, self.unembed_num.T, num.view(num.shape[0], -1))
+        return out + self.unembed_bias[:, None]
 
     def _layer(self, lyr: ProgramLayer, cats: list, num, tau: float, hard: bool):
         """Append this layer's categorical outputs to ``cats``; return the numerical stream."""
@@ -199,19 +203,15 @@ class ProgramModel(nn.Module):
                 num = torch.cat([num, (qp_n * ksum).sum(1)], 0)  # counts [hn, n, b]
         outs = []
         if lyr.mc:
-            read = _gumbel(lyr.mlp_read, tau, hard)  # [2 mc, v]: first inputs, then second
-            first, second = _read(read, cats).view(2, lyr.mc, k, n * b).unbind(0)
-            h = torch.baddbmm(lyr.mlp_b1, lyr.mlp_w1[:, :, :k], first)  # [mc, d, n b]
-            h = torch.relu(torch.baddbmm(h, lyr.mlp_w1[:, :, k:], second))
-            logits = torch.baddbmm(lyr.mlp_b2, lyr.mlp_w2, h)  # [mc, k, n b]
+            read = _interleave(_gumbel(lyr.mlp_read, tau, hard))  # [mc (first, second), v]
+            x = _read(read, cats).view(lyr.mc, 2 * k, n * b)  # [mc, 2 k, n b]
+            logits = mlp(x, lyr.mlp_w1, lyr.mlp_b1, lyr.mlp_w2, lyr.mlp_b2)  # [mc, k, n b]
             outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mc, k, n, b))
         if lyr.mn:
-            read = _gumbel(lyr.num_read, tau, hard)  # [2 mn, v]
-            x = (read @ num.view(num.shape[0], -1)).view(2, lyr.mn, n * b)
-            x = x.transpose(0, 1)  # [mn, 2, n b]
+            read = _interleave(_gumbel(lyr.num_read, tau, hard))  # [mn (first, second), v]
+            x = (read @ num.view(num.shape[0], -1)).view(lyr.mn, 2, n * b)
             x = tents(x, self.centres)  # [mn, 2 (n_ctx + 1), n b]
-            h = torch.relu(torch.baddbmm(lyr.num_b1, lyr.num_w1, x))
-            logits = torch.baddbmm(lyr.num_b2, lyr.num_w2, h)
+            logits = mlp(x, lyr.num_w1, lyr.num_b1, lyr.num_w2, lyr.num_b2)  # [mn, k, n b]
             outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mn, k, n, b))
         if outs:
             cats.append(torch.cat(outs, 0))

@@ -62,3 +62,33 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.xdist_group("browser"))
+
+
+@pytest.fixture
+def save_tiny_gpt2():
+    """Save a tiny GPT-2 with a WordLevel tokenizer to a directory, the way a Hugging Face
+    model directory looks on disk; returns the ``GPT2LMHeadModel``. ``edit(model, tokenizer)``
+    runs before saving (e.g. to plant structure into the embeddings)."""
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+
+    def save(directory, words=None, *, n_layer=2, n_embd=32, edit=None):
+        words = list(words) if words is not None else [f"w{i}" for i in range(30)]
+        vocab = {w: i for i, w in enumerate(["<unk>", "<eos>"] + words)}
+        tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
+        tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+        fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>",
+                                                    eos_token="<eos>", bos_token="<eos>")
+        config = transformers.GPT2Config(vocab_size=len(vocab), n_positions=16, n_embd=n_embd,
+                                         n_layer=n_layer, n_head=4, bos_token_id=1,
+                                         eos_token_id=1)
+        torch.manual_seed(0)
+        model = transformers.GPT2LMHeadModel(config).eval()
+        if edit is not None:
+            with torch.no_grad():
+                edit(model, fast)
+        model.save_pretrained(directory)
+        fast.save_pretrained(directory)
+        return model
+
+    return save

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -65,6 +66,16 @@ def test_discover_json_and_files(home, pairs, hf_dirs, capsys, tmp_path):
     cmp = json.loads(out)
     assert code == 0 and cmp["shared"] == res["n_edges"]
     assert {"jaccard", "chance_jaccard", "chance_shared", "shared_edges"} <= set(cmp)
+
+
+def test_discover_bf16_with_gradient_checkpointing(home, pairs, hf_dirs, capsys):
+    # the GPU memory options on a Hugging Face GPT-2, run here under CPU bf16 autocast
+    code, out, err = _run(capsys, ["circuits", "discover", "--model", str(hf_dirs["gpt2"]),
+                                   "--task", str(pairs), "--steps", "10", "--precision", "bf16",
+                                   "--grad-checkpoint", "--json"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["total_edges"] == 137 and math.isfinite(res["kl"])
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -100,3 +100,17 @@ def test_node_masks_and_zero_ablation_run():
         res = prune(mm, data, PruneConfig(steps=5, batch_size=16, log_every=5, **kw))
         assert torch.isfinite(res.log_alpha).all()
         assert set(res.final) >= {"loss", "sparsity", "lambda1", "lambda2"}
+
+
+def test_bf16_autocast_and_gradient_checkpointing_recover_the_circuit():
+    # the GPU memory savers, exercised on CPU (bf16 autocast exists there too)
+    mm = MaskedModel(hand_built_bridge())
+    data = hand_built_data()
+    cfg = PruneConfig(target_sparsity=1.05, steps=300, lr_warmup=20, batch_size=32,
+                      log_every=100, seed=3, precision="bf16", checkpoint=True)
+    res = prune(mm, data, cfg)
+    keep = extract(mm.graph, res.log_alpha)
+    found = {n for n, k in zip(mm.graph.edge_names(), keep) if k}
+    assert found == TRUE_CIRCUIT
+    with pytest.raises(UserError, match="precision"):
+        PruneConfig(precision="fp8")

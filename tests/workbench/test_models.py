@@ -94,25 +94,8 @@ def test_nnsight_wrapper_traces_bridge():
     assert resid.shape == (2, cfg.n_ctx, cfg.d_model)
 
 
-def _save_tiny_gpt2(directory):
-    transformers = pytest.importorskip("transformers")
-    tokenizers = pytest.importorskip("tokenizers")
-    vocab = {w: i for i, w in enumerate(["<unk>", "<eos>"] + [f"w{i}" for i in range(30)])}
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>",
-                                                eos_token="<eos>", bos_token="<eos>")
-    config = transformers.GPT2Config(vocab_size=len(vocab), n_positions=16, n_embd=32,
-                                     n_layer=2, n_head=4)
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(config).eval()
-    model.save_pretrained(directory)
-    fast.save_pretrained(directory)
-    return model
-
-
-def test_hf_directory_loads_offline_with_same_logits(tmp_path):
-    hf = _save_tiny_gpt2(tmp_path / "gpt2-tiny")
+def test_hf_directory_loads_offline_with_same_logits(tmp_path, save_tiny_gpt2):
+    hf = save_tiny_gpt2(tmp_path / "gpt2-tiny")
     bridge = load_hf_bridge(tmp_path / "gpt2-tiny")
     tokens = torch.tensor([[2, 5, 7, 9, 11]])
     with torch.no_grad():

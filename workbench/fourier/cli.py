@@ -11,6 +11,8 @@ shows).
 The command dispatches on the run's task: modular addition, subtraction and multiplication
 (discrete-log reindexing) here; ``sparse-parity`` (Walsh spectra, parity set, hidden progress)
 and ``group-composition`` (irrep shares) through :mod:`workbench.fourier.task_runs`.
+``workbench fourier numbers --model DIR|RUN`` (number-token spectra of any model, Hugging Face
+directories included) goes to :mod:`workbench.fourier.number_cli`.
 """
 
 from __future__ import annotations
@@ -209,6 +211,16 @@ def _handle(args) -> int:
     from workbench.fourier import task_runs
     from workbench.runs import load_run
 
+    if getattr(args, "model", None) is not None:
+        if args.run != "numbers":
+            raise UserError(f"--model goes with 'workbench fourier numbers', not with run "
+                            f"{args.run!r}")
+        from workbench.fourier.number_cli import handle_numbers
+
+        return handle_numbers(args)
+    if getattr(args, "n", None) is not None or getattr(args, "prefix", None) is not None \
+            or getattr(args, "no_bos", False):
+        raise UserError("--n, --prefix and --no-bos need --model DIR|RUN")
     which = parse_checkpoint(args.checkpoint)
     handle = load_run(args.run)
     task = handle.config.get("task")
@@ -225,11 +237,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fourier", help="Fourier-feature analysis of a run: modular arithmetic (grokking), "
                         "sparse parity (Walsh), group composition (irreps)")
-    parser.add_argument("run", metavar="RUN", help="run id or name")
+    parser.add_argument("run", metavar="RUN",
+                        help="run id or name; 'numbers' with --model for number-token spectra")
     parser.add_argument("--checkpoint", default="final", metavar="STEP|final|all",
                         help="which checkpoint to analyse (default: final); 'all' adds the "
                              "phase boundaries")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    from workbench.fourier.number_cli import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(handler=_handle)
 
 

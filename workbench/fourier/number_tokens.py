@@ -40,6 +40,20 @@ class NumberSpectrum:
     def at_periods(self, periods: Sequence[float] = DEFAULT_PERIODS) -> dict[float, torch.Tensor]:
         return {float(t): self.magnitude[..., self.bin_for_period(t)] for t in periods}
 
+    def energy_share(self, periods: Sequence[float] = DEFAULT_PERIODS) -> dict[float, torch.Tensor]:
+        """Share of the non-constant spectrum energy in each period's bin, ``[...]`` per period.
+
+        Energy counts both conjugate bins (Parseval): weight 2 for ``0 < k < N/2``, 1 at the
+        Nyquist bin ``k = N/2`` (even ``N``), so the shares of all bins sum to 1.
+        """
+        weight = torch.full((self.magnitude.shape[-1],), 2.0, dtype=torch.float64)
+        weight[0] = 0.0
+        if self.n_numbers % 2 == 0:
+            weight[-1] = 1.0
+        energy = self.magnitude.double().pow(2) * weight  # [..., K]
+        total = energy.sum(dim=-1).clamp_min(torch.finfo(torch.float64).tiny)  # [...]
+        return {float(t): energy[..., self.bin_for_period(t)] / total for t in periods}
+
     def top_periods(self, m: int = 5) -> list[tuple[float, float]]:
         """Largest non-constant components ``(period, magnitude)`` (magnitudes averaged over any
         leading axes, e.g. layers)."""
