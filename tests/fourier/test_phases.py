@@ -40,8 +40,8 @@ def test_other_boundaries_and_accuracy_only_input():
     ph = detect_phases(s["steps"], train_accuracy=s["train_accuracy"],
                        test_accuracy=1 - 10 ** log_err)
     assert ph.memorisation_end == 2000
-    assert ph.circuit_formation_end == 5000
-    assert ph.cleanup_end == 8000
+    assert abs(ph.circuit_formation_end - 5000) <= 200  # a fit knot: within two checkpoints
+    assert abs(ph.cleanup_end - 8000) <= 200
 
 
 def test_no_grokking_gives_no_cleanup():
@@ -66,3 +66,17 @@ def test_bad_input():
         detect_phases([3, 2], train_accuracy=[1, 1], test_loss=[1, 1])
     with pytest.raises(UserError):
         detect_phases([1, 2], train_accuracy=[1], test_loss=[1, 1])
+
+
+def test_second_margin_fall_after_generalising_is_still_cleanup():
+    # the p = 59 demo run's shape: test accuracy climbs 1000-2000 as the loss falls three
+    # decades; after a shelf, the loss falls again (margins grow) until 3300, then flattens
+    steps = np.arange(100, 6001, 100)
+    log_loss = np.interp(steps, [100, 200, 1000, 2000, 2600, 3300, 6000],
+                         [0.8, 1.0, 0.8, -2.2, -2.5, -6.2, -6.8])
+    error = np.interp(steps, [100, 200, 1000, 1400, 2000, 6000], [0.97, 0.8, 0.5, 0.2, 1e-3, 0])
+    ph = detect_phases(steps.tolist(), train_accuracy=np.where(steps >= 200, 1.0, 0.5),
+                       test_accuracy=1 - error, test_loss=10 ** log_loss)
+    assert ph.memorisation_end == 200
+    assert 900 <= ph.circuit_formation_end <= 1400
+    assert ph.cleanup_end == 3300

@@ -14,9 +14,9 @@ p = 113 run: all four tests pass (key frequencies [5, 7, 14, 44], W_E key fracti
 
 Caching: if ``WORKBENCH_REFERENCE_HOME`` points to a store with a completed run named
 ``grokking-reference`` (trained with the recipe above), it is analysed instead of training one;
-otherwise the run is trained into that store (or a temporary one) under that name, so CI
-trains it once. Without the variable the run is only trained when the marker is selected
-(``pytest -m reference``); a plain ``pytest`` skips these tests.
+otherwise the run is trained into that store (or a temporary one) under that name. CI runs
+these tests with the rest (the demo recipe trains in ~5 min on one loaded core); deselect them
+with ``-m "not reference"``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import pytest
 
 from workbench.store import RunStore
 
-pytestmark = pytest.mark.reference
+# one xdist worker trains the run once for all four tests
+pytestmark = [pytest.mark.reference, pytest.mark.xdist_group("reference")]
 
 RUN_NAME = "grokking-reference"
 SMALL = {"preset": "demo", "overrides": {"steps": 6000, "checkpoint_every": 200}}
@@ -41,7 +42,7 @@ def _recipe() -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference_series(tmp_path_factory, request):
+def reference_series(tmp_path_factory):
     import torch
 
     from workbench.errors import UserError
@@ -61,10 +62,6 @@ def reference_series(tmp_path_factory, request):
     if run is None:
         from training.api import train
 
-        if "reference" not in (request.config.getoption("-m") or "") and \
-                not os.environ.get("WORKBENCH_REFERENCE_HOME"):
-            pytest.skip("trains a grokking run (~20 min on 2 loaded cores): select it with "
-                        "`-m reference` or point WORKBENCH_REFERENCE_HOME at a store")
         recipe = _recipe()
         train("modular-addition", preset=recipe["preset"], overrides=recipe["overrides"],
               name=RUN_NAME, store=store)

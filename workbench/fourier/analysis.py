@@ -210,14 +210,13 @@ def _history_series(history: Mapping[str, Sequence[tuple[int, float]]] | None) -
                 found[name] = {int(s): float(v) for s, v in history[alias]}
                 break
     train = "train_accuracy" if "train_accuracy" in found else "train_loss"
-    test = "test_loss" if "test_loss" in found else "test_accuracy"
-    if train not in found or test not in found:
+    tests = [k for k in ("test_loss", "test_accuracy") if k in found]
+    if train not in found or not tests:
         return None
-    steps = sorted(set(found[train]) & set(found[test]))
+    steps = sorted(set(found[train]).intersection(*(found[k] for k in tests)))
     if len(steps) < 4:
         return None
-    return {"steps": steps, train: [found[train][s] for s in steps],
-            test: [found[test][s] for s in steps]}
+    return {"steps": steps, **{k: [found[k][s] for s in steps] for k in (train, *tests)}}
 
 
 def _analyze_series(checkpoints, p, train_pairs_mask, operation, *, n_heads, act_fn,

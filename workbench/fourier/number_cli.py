@@ -20,6 +20,11 @@ def load_model(ref: str):
 
     path = Path(ref).expanduser()
     if path.is_dir():
+        # A command's stderr is for its one-line errors: no load progress bars or HF notices.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
         bridge = load_hf_bridge(path)
         return bridge, bridge.tokenizer, str(path)
     if path.exists():
@@ -41,8 +46,9 @@ def _fmt_shares(shares: dict, layer: int | None = None) -> str:
 def format_text(payload: dict) -> str:
     emb, lens = payload["embedding"], payload["logit_lens"]
     top = ", ".join(f"{t:g} ({m:.3g})" for t, m in emb["top_periods"])
-    lines = [f"{payload['model']}: numbers 0-{payload['n_numbers'] - 1} "
-             f"(spelling {payload['spelling']!r})",
+    spelling = payload["spelling"]
+    tokens = f"spelled {spelling.format(n=7)!r}" if spelling else "token id = number"
+    lines = [f"{payload['model']}: numbers 0-{payload['n_numbers'] - 1} ({tokens})",
              f"embedding: top periods {top}",
              f"embedding energy share: {_fmt_shares(emb['energy_share'])}"]
     for layer in range(payload["n_layers"]):

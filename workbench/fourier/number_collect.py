@@ -89,8 +89,8 @@ def _number_token_ids(tokenizer, n_numbers: int,
         raise UserError(f"need at least 2 numbers, got n = {n_numbers}")
     if tokenizer is None:
         if vocab_size is not None and n_numbers > vocab_size:
-            raise UserError(f"numbers {_ranges(range(vocab_size, n_numbers))} are not tokens "
-                            f"of this model (its output vocabulary has {vocab_size} tokens)")
+            raise UserError(f"not tokens of this model (its output vocabulary has {vocab_size} "
+                            f"tokens): numbers {_ranges(range(vocab_size, n_numbers))}")
         return None, list(range(n_numbers))
     best: tuple[list[int], str] | None = None
     for spelling in SPELLINGS:
@@ -104,8 +104,8 @@ def _number_token_ids(tokenizer, n_numbers: int,
         if best is None or len(missing) < len(best[0]):
             best = (missing, spelling)
     missing, spelling = best
-    raise UserError(f"numbers {_ranges(missing)} are not single tokens of this model (best of "
-                    f"the spellings '7' and ' 7': {spelling.format(n=7)!r}); use a smaller --n")
+    raise UserError(f"not single tokens of this model: numbers {_ranges(missing)} (best of the "
+                    f"spellings '7' and ' 7': {spelling.format(n=7)!r}); use a smaller --n")
 
 
 def _prefix_ids(tokenizer, prefix: str | Sequence[int], prepend_bos: bool | None) -> list[int]:

@@ -8,16 +8,20 @@ the sum of squared weights falls; 9.4k-14k). The paper places the lines by eye; 
 
 1. ``memorisation_end``: the first checkpoint with train accuracy >= 0.99 (without accuracies,
    the first with train loss <= 1% of the first checkpoint's).
-2. ``circuit_formation_end`` and ``cleanup_end``: fit a continuous three-segment linear
-   function (least squares over every pair of checkpoints as knots) to ``log10`` test loss
-   against step, over the checkpoints from ``memorisation_end`` on (plateau, steep fall, tail).
-   Cleanup is the steepest segment among those whose fall is at least half the largest: its start ends circuit
-   formation and its end ends cleanup. Accepted when the test loss falls by at least
-   ``min_drop_decades`` (one decade) from that start; otherwise the model has not grokked and
-   both are None. When the segment after it still falls at least half as fast (or there is
-   none), cleanup has not finished by the last checkpoint and ``cleanup_end`` is None. Without
-   test losses, ``log10`` of the test error rate (``1 - accuracy``, floored at 1e-4) is fitted
-   instead. Checkpoints or a finer metric history (see ``analyze_series``) may be used.
+2. ``circuit_formation_end``: where test accuracy starts to climb. A continuous three-segment
+   linear function (least squares over every pair of checkpoints as knots) is fitted to the test
+   error rate ``1 - accuracy`` from ``memorisation_end`` on (plateau, steep fall, tail); the
+   steepest segment among those carrying at least half the largest fall starts the climb. The
+   model has grokked when the error then falls at least ``min_drop_decades`` (one decade);
+   otherwise both later boundaries are None. Without accuracies, the same fit to ``log10`` test
+   loss is used.
+3. ``cleanup_end``: where the test loss stops falling. The same fit to ``log10`` test loss from
+   ``circuit_formation_end`` on; cleanup ends at the end of the last segment that falls at least
+   half as fast as the steepest, and is None while that segment runs to the last checkpoint
+   (a run stopped mid-cleanup). The loss can keep falling long after accuracy saturates (a
+   second fall as margins grow; the p = 59 demo run shows one), so accuracy alone would end
+   cleanup too early. Without test losses, ``log10`` of the error rate (floored at 1e-4).
+   Checkpoints or a finer metric history (see ``analyze_series``) may be used.
 
 Supporting diagnostics (reported, not used for the boundaries): the step where the excluded
 loss peaks, and the steps of the steepest Gini rise and the steepest fall of the sum of squared
@@ -52,10 +56,9 @@ class PhaseBoundaries:
         return asdict(self)
 
 
-RULE = ("memorisation ends at train accuracy >= 0.99; cleanup is the segment of a continuous "
-        "3-segment linear fit to log10 test loss (after memorisation) that falls steepest (among "
-        "segments with at least half the largest fall): "
-        "circuit formation ends at its start, cleanup at its end")
+RULE = ("memorisation ends at train accuracy >= 0.99; circuit formation ends where the test "
+        "error starts its steep fall (3-segment linear fit after memorisation); cleanup ends "
+        "where log10 test loss stops falling (end of the last steep segment of a 3-segment fit)")
 
 
 def _arr(x: Sequence[float] | None, n: int, name: str) -> np.ndarray | None:
@@ -92,6 +95,46 @@ def three_segment_knots(x: np.ndarray, y: np.ndarray) -> tuple[int, int, np.ndar
     return best[1], best[2], best[3]
 
 
+def _steep_fall(st: np.ndarray, y: np.ndarray, i0: int, min_drop: float,
+                log_y: np.ndarray | None = None) -> tuple[int, int | None] | None:
+    """(start, end) indices of the steep fall of ``y`` from index ``i0`` on, by the 3-segment
+    fit; ``end`` is None while the fall is still under way at the last point; None if
+    ``log_y`` (default ``y``, log10 units) never falls ``min_drop`` from that start."""
+    log_y = y if log_y is None else log_y
+    n = len(st)
+    a, b, slopes = three_segment_knots(st[i0:], y[i0:])
+    knots = [0, a, b, n - 1 - i0]
+    span = st[i0:]
+    lengths = np.diff(span[knots]) / max(span[-1] - span[0], 1e-12)
+    # the steepest segment among those carrying at least half of the largest fall: the largest
+    # fall alone can be a long, gentle plateau-to-fall segment
+    falls = -slopes * lengths
+    candidates = (np.nonzero(falls >= 0.5 * falls.max())[0] if falls.max() > 0
+                  else np.array([int(np.argmax(falls))]))
+    steep = int(candidates[np.argmin(slopes[candidates])])
+    start = knots[steep]
+    if slopes[steep] >= 0 or log_y[i0 + start] - log_y[i0 + start:].min() < min_drop:
+        return None
+    # a next segment still falling at least half as fast: the fall goes on past the data
+    ended = steep < 2 and slopes[steep + 1] > 0.5 * slopes[steep]
+    return i0 + start, (i0 + knots[steep + 1] if ended else None)
+
+
+def _fall_end(st: np.ndarray, y: np.ndarray, i0: int) -> int | None:
+    """Index where ``y`` (falling from ``i0``) stops falling: the end of the last segment of a
+    3-segment fit that falls at least half as fast as the steepest; None if that segment runs
+    to the last point (still falling)."""
+    n = len(st)
+    if n - i0 < 4:
+        return None
+    a, b, slopes = three_segment_knots(st[i0:], y[i0:])
+    knots = [0, a, b, n - 1 - i0]
+    steep = np.nonzero(slopes <= 0.5 * min(slopes.min(), 0.0))[0]
+    if len(steep) == 0 or steep[-1] == 2 or slopes.min() >= 0:
+        return None
+    return i0 + knots[int(steep[-1]) + 1]
+
+
 def detect_phases(steps: Sequence[int], *, train_accuracy: Sequence[float] | None = None,
                   test_accuracy: Sequence[float] | None = None,
                   train_loss: Sequence[float] | None = None,
@@ -123,32 +166,27 @@ def detect_phases(steps: Sequence[int], *, train_accuracy: Sequence[float] | Non
         raise UserError("phase detection needs train_accuracy or train_loss")
     i1 = int(hits[0]) if len(hits) else None
 
-    # 2. circuit formation and cleanup: knots of the 3-segment fit to log test loss
-    if te_loss is not None:
-        y = np.log10(np.maximum(te_loss, 1e-30))
-    elif te_acc is not None:
-        y = np.log10(np.maximum(1.0 - te_acc, 1e-4))
-    else:
+    # 2. circuit formation and cleanup
+    loss_y = None if te_loss is None else np.log10(np.maximum(te_loss, 1e-30))
+    err = None if te_acc is None else np.maximum(1.0 - te_acc, 1e-4)
+    if loss_y is None and err is None:
         raise UserError("phase detection needs test_loss or test_accuracy")
     i2 = i3 = None
     if i1 is not None and n - i1 >= 4:
-        a, b, slopes = three_segment_knots(st[i1:], y[i1:])
-        knots = [0, a, b, n - 1 - i1]
-        span = st[i1:]
-        lengths = np.diff(span[knots]) / max(span[-1] - span[0], 1e-12)
-        # Cleanup is the steepest segment among those carrying at least half of the largest
-        # fall: the largest fall alone can be a long, gentle formation segment.
-        falls = -slopes * lengths
-        candidates = (np.nonzero(falls >= 0.5 * falls.max())[0] if falls.max() > 0
-                      else np.array([int(np.argmax(falls))]))
-        steep = int(candidates[np.argmin(slopes[candidates])])
-        start = knots[steep]
-        if y[i1 + start] - y[i1 + start:].min() >= min_drop_decades and slopes[steep] < 0:
-            i2 = i1 + start
-            # a next segment falling at least half as fast means cleanup is still under way at
-            # the last checkpoint (a run stopped early): no end yet
-            if steep < 2 and slopes[steep + 1] > 0.5 * slopes[steep]:
-                i3 = i1 + knots[steep + 1]
+        # circuit formation ends where test accuracy starts to climb (the steep fall of the
+        # error rate, fitted on a linear scale, grokked once it falls a decade); without
+        # accuracies, where the log test loss starts its steep fall
+        if err is not None:
+            onset = _steep_fall(st, err, i1, min_drop_decades, np.log10(err))
+        else:
+            onset = _steep_fall(st, loss_y, i1, min_drop_decades)
+        if onset is not None:
+            i2, i3 = onset
+            if err is not None:
+                # cleanup ends when the test loss (else the log error) has finished falling,
+                # which can be well after accuracy saturates: margins keep growing while the
+                # weights are cleaned up
+                i3 = _fall_end(st, loss_y if loss_y is not None else np.log10(err), i2)
 
     def argext(x: np.ndarray | None, fn) -> int | None:
         if x is None or n < 2:
