@@ -46,12 +46,14 @@ def variable_names(cfg: ProgramConfig) -> tuple[list[str], list[str]]:
 def _read(weights: torch.Tensor, chunks: list) -> torch.Tensor:
     """``weights [r, v] @ variables [v, k, n, b] -> [r, k n b]`` over chunked variables.
 
+    ``weights [r, v k]`` (one weight per variable and value, the unembedding) gives ``[r, n b]``.
+
     One concatenation and one matmul: cheaper than a matmul per chunk accumulated with
     ``addmm`` (each of which rewrites the whole ``[r, k n b]`` output), and the backward of the
     concatenation is free (views of the gradient).
     """
     stream = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)  # [v, k, n, b]
-    return weights @ stream.view(stream.shape[0], -1)
+    return weights @ stream.view(weights.shape[-1], -1)
 
 
 def _interleave(read: torch.Tensor) -> torch.Tensor:
@@ -164,8 +166,8 @@ class ProgramModel(nn.Module):
         # contiguous batch axis (much faster than thousands of tiny bmm calls on a CPU).
         tok = self.eye[tokens.T].permute(2, 0, 1)  # [k, n, b]
         pos = self.eye[:n].T[:, :, None].expand(k, n, b)
-        # Categorical variables stay a list of per-module chunks [v, k, n, b]: reading sums one
-        # matmul per chunk instead of re-concatenating the whole stream after every module.
+        # Categorical variables stay a list of per-module chunks [v, k, n, b], concatenated only
+        # when a read needs them (twice per layer), not after every module.
         cats = [torch.stack([tok, pos])]
         num = torch.ones(1, n, b)  # [v, n, b]
         for layer in self.layers:

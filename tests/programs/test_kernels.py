@@ -6,7 +6,7 @@ import torch
 
 from programs.config import TINY
 from programs.decompile import decompile
-from programs.kernels import gather, pair_scores
+from programs.kernels import gather, mlp, pair_scores
 from programs.train import temperature, train_program
 from programs_helpers import fixed_reverse
 
@@ -21,6 +21,16 @@ def test_kernels_match_broadcast_formulas_and_gradcheck():
     assert torch.autograd.gradcheck(pair_scores, (a, b))
     assert torch.autograd.gradcheck(gather, (p, b))
 
+
+
+def test_mlp_kernel_matches_plain_autograd_and_gradcheck():
+    gen = torch.Generator().manual_seed(1)
+    shapes = [(2, 3, 7), (2, 5, 3), (2, 5, 1), (2, 4, 5), (2, 4, 1)]  # x, w1, b1, w2, b2
+    x, w1, b1, w2, b2 = (torch.randn(*s, generator=gen, dtype=torch.double, requires_grad=True)
+                         for s in shapes)
+    plain = torch.bmm(w2, torch.relu(torch.bmm(w1, x) + b1)) + b2
+    assert torch.allclose(mlp(x, w1, b1, w2, b2), plain)
+    assert torch.autograd.gradcheck(mlp, (x, w1, b1, w2, b2))
 
 def test_temperature_schedule_is_geometric():
     cfg = TINY.with_overrides({"temperature_start": 2.0, "temperature_end": 0.02})
