@@ -1,10 +1,12 @@
 """Notebook widget of the Fourier analysis: the page's figures as plotly ``FigureWidget`` s, drawn
-by the same factories (:mod:`ui.fourier_figures`).
+by the same factories (:mod:`ui.fourier_figures`; for sparse-parity and group-composition runs
+:mod:`ui.fourier_task_figures`).
 
 ``FourierWidget("my-run")`` reads the cached ``workbench fourier RUN --checkpoint all`` analysis
 from the store; ``compute()`` starts it as a job (as the page does) and, with ``poll=True``,
 the widget follows the job and draws the figures when it ends. ``set_step(i)`` (or the slider)
-scrubs through checkpoints, ``set_neuron(j)`` (or the dropdown) picks the neuron heatmap.
+scrubs through checkpoints, ``set_neuron(j)`` (or the dropdown) picks the neuron heatmap
+(modular runs only; parity and group runs show their task's figures, ``TASK_FIGURES``).
 Constructing it needs no kernel: tests build it headless and read its figures.
 """
 
@@ -15,7 +17,9 @@ import plotly.graph_objects as go
 
 from ui.fourier_figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
                                 phase_curves, progress_measures)
+from ui.fourier_task_figures import TASK_FIGURES, task_figures
 from ui.widgets import LiveWidget
+from workbench.fourier.task_runs import TASKS
 from workbench.fourier.views import (analysis_state, checkpoint_report, checkpoint_views,
                                      start_analysis)
 from workbench.store import RunStore
@@ -24,19 +28,21 @@ FIGURES = ("curves", "norms", "histogram", "neuron", "logits", "measures")
 
 
 class FourierWidget(LiveWidget):
-    """Fourier figures of one modular run, with a checkpoint slider and a neuron picker."""
+    """Fourier figures of one run, with a checkpoint slider (and, for modular runs, a neuron
+    picker)."""
 
     def __init__(self, run_ref: str, *, store: RunStore | None = None, poll: bool = False,
                  interval: float = 1.0):
         store = store or RunStore()
-        self.run_id = store.get_run(run_ref).id
+        run = store.get_run(run_ref)
+        self.run_id, self.task = run.id, run.task
         self.series: dict | None = None
         self.steps: list[int] = []
         self.step_index = 0
         self.neuron = 0
         super().__init__(store, interval)
-        self.figures = {"curves": self.figure,
-                        **{name: go.FigureWidget() for name in FIGURES[1:]}}
+        names = TASK_FIGURES[self.task] if self.task in TASKS else FIGURES[1:]
+        self.figures = {"curves": self.figure, **{name: go.FigureWidget() for name in names}}
         self.slider = ipywidgets.IntSlider(min=0, max=0, value=0, description="checkpoint",
                                            continuous_update=False)
         self.slider.observe(lambda c: self.set_step(c["new"]), names="value")
@@ -44,12 +50,14 @@ class FourierWidget(LiveWidget):
         self._syncing = False  # set while the code, not the user, moves the controls
         self.neuron_picker.observe(lambda c: self._syncing or c["new"] is None or
                                    self.set_neuron(c["new"]), names="value")
-        self.widget = ipywidgets.VBox([
-            self.status, self.figures["curves"], self.slider,
-            ipywidgets.HBox([self.figures["norms"], self.figures["histogram"]]),
-            self.neuron_picker,
-            ipywidgets.HBox([self.figures["neuron"], self.figures["logits"]]),
-            self.figures["measures"]])
+        if self.task in TASKS:
+            body = [self.figures[name] for name in names]
+        else:
+            body = [ipywidgets.HBox([self.figures["norms"], self.figures["histogram"]]),
+                    self.neuron_picker,
+                    ipywidgets.HBox([self.figures["neuron"], self.figures["logits"]]),
+                    self.figures["measures"]]
+        self.widget = ipywidgets.VBox([self.status, self.figures["curves"], self.slider, *body])
         self.refresh()
         if poll and self.live:
             self.start()
@@ -81,8 +89,11 @@ class FourierWidget(LiveWidget):
         if state.series is not self.series:
             self._load(state.series)
         note = " · new checkpoints since: compute() again" if state.stale else ""
-        self.status.value = (f"<b>{self.run_id}</b> · key frequencies "
-                             f"{state.series.get('key_frequencies')} · "
+        found = (f"parity set {state.series.get('detected_support')}"
+                 if self.task == "sparse-parity" else
+                 f"key irreps {state.series.get('key_irreps')}" if self.task in TASKS else
+                 f"key frequencies {state.series.get('key_frequencies')}")
+        self.status.value = (f"<b>{self.run_id}</b> · {found} · "
                              f"{len(self.steps)} checkpoints{note}")
         return False
 
@@ -99,8 +110,7 @@ class FourierWidget(LiveWidget):
         self.steps = [r["step"] for r in series.get("checkpoints", [])]
         self._set("curves", phase_curves(self.store.metric_history(self.run_id),
                                          series.get("phases")))
-        final = checkpoint_report(series)
-        nfs = final.get("neuron_frequencies") or []
+        nfs = checkpoint_report(series).get("neuron_frequencies") or []
         self.neuron = max(range(len(nfs)), key=lambda i: nfs[i]["explained_fraction"]) \
             if nfs else 0
         self.slider.max = max(len(self.steps) - 1, 0)
@@ -110,6 +120,10 @@ class FourierWidget(LiveWidget):
 
     def _draw_step(self) -> None:
         step = self.steps[self.step_index]
+        if self.task in TASKS:
+            for name, fig in task_figures(self.series, step).items():
+                self._set(name, fig)
+            return
         report = checkpoint_report(self.series, step)
         nfs = report.get("neuron_frequencies") or []
         self._set("norms", norm_bars(report, self.series.get("key_frequencies")))
@@ -147,7 +161,7 @@ class FourierWidget(LiveWidget):
             self._draw_step()
 
     def set_neuron(self, neuron: int) -> None:
-        if self.series is None or int(neuron) == self.neuron:
+        if self.series is None or self.task in TASKS or int(neuron) == self.neuron:
             return
         self.neuron = int(neuron)
         if self.neuron_picker.value != self.neuron:

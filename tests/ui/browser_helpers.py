@@ -18,3 +18,16 @@ def wait_until(predicate, timeout, what):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def fourier_plot_count(dash_duo) -> int:
+    """Plotly graphs rendered in the Fourier page's results section."""
+    return dash_duo.driver.execute_script(
+        "return document.querySelectorAll('#fx-results .js-plotly-plot').length;")
+
+
+def plot_title(dash_duo, graph_id) -> str:
+    """The title text of the plotly graph inside the element ``graph_id`` ('' if none)."""
+    return dash_duo.driver.execute_script(
+        f"const g = document.querySelector('#{graph_id} .js-plotly-plot');"
+        "return g && g.layout && g.layout.title ? g.layout.title.text : '';")

@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 import pytest
 
 from workbench.store import RunStore
+from browser_helpers import fourier_plot_count as _plots
+from browser_helpers import plot_title as _title
 from browser_helpers import wait_until as _wait
 
 JOB_TIMEOUT = 240
@@ -49,15 +51,17 @@ def _page_layout(app):
     return page["layout"]
 
 
-def test_run_page_links_to_fourier_for_modular_runs_only(fourier_store):
+def test_run_page_links_to_fourier_for_the_tasks_it_covers(fourier_store, seed):
     from ui.app import create_app
 
     create_app(fourier_store.home)
     from ui.pages.run import analyses_for
 
     add, parity = fourier_store.get_run("tiny-add"), fourier_store.get_run("tiny-parity")
+    other = seed(fourier_store, task="induction-heads", name="not-fourier")
     assert ("Fourier features", f"/runs/{add.id}/fourier") in analyses_for(add)
-    assert all(name != "Fourier features" for name, _ in analyses_for(parity))
+    assert ("Fourier features", f"/runs/{parity.id}/fourier") in analyses_for(parity)
+    assert all(name != "Fourier features" for name, _ in analyses_for(other))
 
 
 def test_layout_offers_compute_then_shows_results(tmp_path):
@@ -134,21 +138,12 @@ def test_widget_without_analysis_says_so(fourier_store):
 
     w = FourierWidget("tiny-parity", store=fourier_store)
     assert "not computed yet" in w.status.value and w.series is None
-    with pytest.raises(UserError):  # the page analyses modular runs only
-        start_analysis(fourier_store, w.run_id)
+    other = fourier_store.create_run(kind="train", task="induction-heads",
+                                     config={"task": "induction-heads"})
+    with pytest.raises(UserError):  # only the tasks `workbench fourier` covers
+        start_analysis(fourier_store, other.id)
 
 
-
-
-def _plots(dash_duo) -> int:
-    return dash_duo.driver.execute_script(
-        "return document.querySelectorAll('#fx-results .js-plotly-plot').length;")
-
-
-def _title(dash_duo, graph_id) -> str:
-    return dash_duo.driver.execute_script(
-        f"const g = document.querySelector('#{graph_id} .js-plotly-plot');"
-        "return g && g.layout && g.layout.title ? g.layout.title.text : '';")
 
 
 @pytest.mark.browser

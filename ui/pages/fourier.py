@@ -1,5 +1,7 @@
-"""Fourier page of a modular-arithmetic run (``/runs/<run_id>/fourier``): the progress-measure
-analysis of Nanda et al. (2023).
+"""Fourier page of a run (``/runs/<run_id>/fourier``): for modular arithmetic the
+progress-measure analysis of Nanda et al. (2023); for sparse parity (Walsh spectra, hidden
+progress) and group composition (irrep shares) the results section of
+:mod:`ui.fourier_task_views`, under the same job controls.
 
 The analysis (``workbench fourier RUN --checkpoint all --json``) runs as a job and is cached in
 the store; the page starts it, shows its progress from a ``dcc.Interval`` poll, and draws the
@@ -19,8 +21,10 @@ from flask import current_app
 from ui.components import run_or_not_found, progress_bar
 from ui.fourier_figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
                                 phase_curves, progress_measures)
+from ui.fourier_task_views import task_results
 from ui.state import get_store, job_env
 from workbench.errors import UserError
+from workbench.fourier.task_runs import TASKS
 from workbench.fourier.views import (analysis_state, applies, checkpoint_report,
                                      checkpoint_views, start_analysis)
 
@@ -87,6 +91,8 @@ def _default_neuron(report: dict) -> int:
 
 
 def _results(store, run_id: str, series: dict):
+    if series.get("task") in TASKS:
+        return task_results(series)
     history = store.metric_history(run_id)
     reports = series.get("checkpoints", [])
     steps = [r["step"] for r in reports]
@@ -142,18 +148,19 @@ def layout(run_id: str | None = None, **query):
     if not applies(run):
         return html.Div([html.H2("No Fourier analysis here"),
                          html.P(f"run {run.id} is a {run.kind} run of task {run.task!r}; the "
-                                f"page analyses modular-arithmetic training runs "
-                                f"(`workbench fourier {run.id}` covers parity and groups)")])
+                                f"page analyses training runs of modular arithmetic, sparse "
+                                f"parity and group composition")])
     state = analysis_state(store, run.id)
     ready = state.series is not None and not state.running
     log = "\n".join(state.job.log_tail(8)) if state.job is not None and \
         state.job.status == "failed" else ""
     params = (run.config or {}).get("task_params") or {}
+    shown = ", ".join(f"{k} = {v}" for k, v in params.items() if k in ("p", "n", "k", "group"))
     poll_ms = current_app.config.get("WORKBENCH_POLL_MS", 1000)
     return html.Div([
         html.H2(["Fourier features · ", dcc.Link(run.name or run.id, href=f"/runs/{run.id}")]),
-        html.Div(f"{run.id} · task {run.task} · p = {params.get('p', '?')} · status "
-                 f"{run.status}", className="muted"),
+        html.Div(f"{run.id} · task {run.task}" + (f" · {shown}" if shown else "") +
+                 f" · status {run.status}", className="muted"),
         html.Div([
             html.Div([
                 html.Div(progress_bar(state.fraction if state.running else

@@ -1,6 +1,8 @@
 """The Python API behind the Fourier page and widget: the cached analysis, the job that computes
-it, and per-checkpoint views that are not in the cached JSON (one neuron's activation over the
-``(a, b)`` grid, the 2-D Fourier norm map of the logits).
+it, and per-checkpoint views of modular runs that are not in the cached JSON (one neuron's
+activation over the ``(a, b)`` grid, the 2-D Fourier norm map of the logits). Sparse-parity
+and group-composition runs go through the same job and cache; their payload
+(:mod:`workbench.fourier.task_runs`) holds everything their views draw.
 
 The analysis runs as ``workbench fourier RUN --checkpoint all --json`` through
 :func:`workbench.jobs.start_job`. The job is not attached to the run's row in the jobs table
@@ -22,14 +24,17 @@ from workbench.fourier.cli import OPERATION_OF_TASK
 from workbench.fourier.collect import collect_modular
 from workbench.fourier.logits import logit_fourier_norm_map
 from workbench.fourier.multiplicative import cyclic_reindex
+from workbench.fourier.task_runs import TASKS
 from workbench.store import RunStore
 
 KIND = "fourier"
 
 
 def applies(run) -> bool:
-    """Whether the Fourier page can analyse ``run`` (a modular-arithmetic training run)."""
-    return getattr(run, "kind", None) == "train" and run.task in OPERATION_OF_TASK
+    """Whether the Fourier page can analyse ``run``: a training run of modular arithmetic,
+    sparse parity or group composition (every task ``workbench fourier RUN`` covers)."""
+    return getattr(run, "kind", None) == "train" and (run.task in OPERATION_OF_TASK or
+                                                      run.task in TASKS)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,8 @@ def start_analysis(store: RunStore, run_id: str, env: dict[str, str] | None = No
     one)."""
     run = store.get_run(run_id)
     if not applies(run):
-        raise UserError(f"run {run.id} ({run.task}) is not a modular-arithmetic training run")
+        raise UserError(f"run {run.id} ({run.task}) is not a training run of "
+                        f"{', '.join(list(OPERATION_OF_TASK) + list(TASKS))}")
     if not checkpoint_steps(store, run.id):
         raise UserError(f"run {run.id} has no checkpoints yet")
     state = analysis_state(store, run.id)
