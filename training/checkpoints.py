@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from training.config import RunConfig
+from training.distributed import full_tensor, shard_like
 from workbench.checkpoint import load_checkpoint, save_checkpoint
 from workbench.errors import UserError
 from workbench.store import RunStore
@@ -29,17 +30,23 @@ def weights_path(store: RunStore, run_id: str, step: int) -> Path:
 
 
 def save(store: RunStore, run_id: str, config: RunConfig, model: torch.nn.Module,
-         optimizer: torch.optim.Optimizer, step: int, elapsed: float, data) -> None:
+         optimizer: torch.optim.Optimizer, step: int, elapsed: float, data, *,
+         write: bool = True) -> None:
+    """Write the step's weights and the resume state. Sharded (FSDP) tensors are gathered
+    first, a collective every rank joins; only the rank with ``write`` writes."""
     names = [n for n, _ in model.named_parameters()]
-    meta = {"step": step, "model": config.model.to_dict(), "vocab": data.vocab_json(),
-            "task": config.task}
-    path = weights_path(store, run_id, step)
-    save_checkpoint(path, dict(model.state_dict()), meta)
-    store.add_artifact(run_id, path, "checkpoint", step=step)
+    weights = {k: full_tensor(v) for k, v in model.state_dict().items()}
     opt_tensors: dict[str, torch.Tensor] = {}
     for name, param in zip(names, _params(optimizer)):
         for key, value in optimizer.state.get(param, {}).items():
-            opt_tensors[f"{name}::{key}"] = torch.as_tensor(value).clone()
+            opt_tensors[f"{name}::{key}"] = full_tensor(torch.as_tensor(value)).clone()
+    if not write:
+        return
+    meta = {"step": step, "model": config.model.to_dict(), "vocab": data.vocab_json(),
+            "task": config.task}
+    path = weights_path(store, run_id, step)
+    save_checkpoint(path, weights, meta)
+    store.add_artifact(run_id, path, "checkpoint", step=step)
     save_checkpoint(store.run_dir(run_id) / "resume.safetensors", opt_tensors,
                     {"step": step, "elapsed": elapsed, "params": names})
 
@@ -56,7 +63,8 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module,
     opt_tensors, meta = load_checkpoint(resume_file)
     step = int(meta["step"])
     weights, _ = load_checkpoint(weights_path(store, run_id, step))
-    model.load_state_dict(weights)
+    current = model.state_dict()
+    model.load_state_dict({k: shard_like(v, current[k]) for k, v in weights.items()})
     names = [n for n, _ in model.named_parameters()]
     if names != meta["params"]:
         raise UserError("the run's resume state does not match its model")
@@ -65,7 +73,9 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module,
         for key in ("step", "exp_avg", "exp_avg_sq"):
             full = f"{name}::{key}"
             if full in opt_tensors:
-                state[key] = opt_tensors[full].to(param.device)
+                value = opt_tensors[full]
+                state[key] = value.to(param.device) if key == "step" else shard_like(value,
+                                                                                    param)
         if state:
             optimizer.state[param] = state
     if not prune:

@@ -36,6 +36,7 @@ class TrainConfig:
     layout: Literal["auto", "aligned", "seq2seq"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast on CUDA
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: replicate, or shard (FSDP2)
 
     def __post_init__(self):
         positive = ("steps", "eval_every", "checkpoint_every")
@@ -54,7 +55,7 @@ class TrainConfig:
         for name in ("beta1", "beta2", "min_lr_ratio"):
             if not 0 <= getattr(self, name) < 1 + (name == "min_lr_ratio"):
                 raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        for name in ("schedule", "loss_dtype", "layout", "device", "precision"):
+        for name in ("schedule", "loss_dtype", "layout", "device", "precision", "parallel"):
             allowed = typing.get_args(typing.get_type_hints(TrainConfig)[name])
             if getattr(self, name) not in allowed:
                 raise UserError(f"{name} must be one of {list(allowed)}, "

@@ -1,6 +1,7 @@
 """Data-parallel training with torch.distributed: ``torchrun --nproc_per_node N -m
 workbench.cli train ...`` runs N ranks; each takes an equal shard of every batch, DDP averages
-the gradients, and rank 0 alone writes to the run store.
+the gradients (or, with ``parallel=fsdp``, FSDP2 shards parameters, gradients and optimizer
+state and gathers them for checkpoints), and rank 0 alone writes to the run store.
 
 Backend: NCCL on CUDA, gloo on CPU (so the path is exercised without a GPU). The loss on each shard is scaled so that the
 averaged gradient equals the single-process batch gradient up to float rounding.
@@ -63,12 +64,46 @@ def shard(indices: torch.Tensor, ctx: DistContext) -> torch.Tensor:
 
 
 def wrap(module: torch.nn.Module, ctx: DistContext, device: torch.device) -> torch.nn.Module:
-    if ctx.world_size == 1:
+    """DDP around ``module`` under torchrun (FSDP modules are sharded in place instead)."""
+    if ctx.world_size == 1 or is_sharded(module):
         return module
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)
+
+
+def shard_fully(module: torch.nn.Module) -> None:
+    """FSDP2 (``fully_shard``) on ``module`` as one unit: parameters, gradients and AdamW
+    moments are split across ranks between steps and gathered for each forward. One unit
+    because the trainer's fast forward reads weights directly rather than through submodule
+    calls, so only the root's hooks see the forward."""
+    from torch.distributed.fsdp import fully_shard
+
+    fully_shard(module)
+
+
+def is_sharded(module: torch.nn.Module) -> bool:
+    return any(_is_dtensor(p) for p in module.parameters())
+
+
+def _is_dtensor(t) -> bool:
+    return type(t).__name__ == "DTensor" or type(getattr(t, "data", None)).__name__ == "DTensor"
+
+
+def full_tensor(t: torch.Tensor) -> torch.Tensor:
+    """The whole of a sharded tensor (a collective: every rank must call it), else ``t``."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def shard_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``full`` split across ranks the way ``like`` is (``full`` itself if ``like`` is not
+    sharded); every rank passes the same ``full``."""
+    if not hasattr(like, "device_mesh"):
+        return full.to(like.device)
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(full.to(like.device), like.device_mesh, like.placements)
 
 
 def barrier(ctx: DistContext) -> None:

@@ -151,6 +151,7 @@ class RunStore:
         self.db_path = self.home / "store.db"
         conn = self._connect().conn  # executescript manages its own transaction
         try:
+            _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.executescript(_SCHEMA)
             _add_owner_column(conn)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
@@ -161,7 +162,8 @@ class RunStore:
     # -- connection -------------------------------------------------------------------------
     def _connect(self) -> "_Transaction":
         conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # journal_mode=WAL is persistent in the file: set once in __init__, not per connection,
+        # where switching needs a lock that concurrent openers (torchrun ranks) can be refused
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=60000")
@@ -365,6 +367,19 @@ def _run_from_row(row: sqlite3.Row) -> Run:
 def effective_status(status: str, owner: str | None) -> str:
     """``status`` as stored, except a ``running`` run whose process is gone: ``interrupted``."""
     return INTERRUPTED if status == "running" and not owner_alive(owner) else status
+
+
+def _retry_locked(fn, seconds: float = 60.0):
+    """``fn()``, retried while SQLite reports the database locked without waiting (switching
+    the journal mode as another process opens the same new store)."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.time() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _add_owner_column(conn: sqlite3.Connection) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,14 +16,20 @@ from workbench.store import RunStore
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("batch", ["0", "40"])  # full batch (uneven shards: 135) and mini-batch
-def test_two_gloo_ranks_match_single_process(home, run_cli, batch):
+@pytest.mark.parametrize("batch, parallel", [
+    ("0", "ddp"),  # full batch (uneven shards: 135)
+    ("40", "ddp"),  # mini-batch
+    ("40", "fsdp"),  # parameters, gradients and AdamW moments sharded (FSDP2)
+])
+def test_two_gloo_ranks_match_single_process(home, run_cli, batch, parallel):
     args = ["train", "modular-addition", "--preset", "tiny", "--set", "steps=30",
-            "--set", f"batch_size={batch}", "--no-progress", "--json"]
+            "--set", f"batch_size={batch}", "--set", "checkpoint_every=10", "--no-progress",
+            "--json"]
     single = json.loads(run_cli(*args, "--name", "single", check=True).stdout)
+    args += ["--set", f"parallel={parallel}"]
     env = dict(os.environ, WORKBENCH_HOME=str(home), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-                           "2", "--master_port", str(29500 + int(batch)), "-m", "workbench.cli",
+                           "2", "--master_port", str(29500 + int(batch) + (parallel == "fsdp")), "-m", "workbench.cli",
                            *args, "--name", "ddp"], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -41,3 +48,69 @@ def test_two_gloo_ranks_match_single_process(home, run_cli, batch):
         ddp_logits = load_run("ddp", store).model()(tokens)
     assert torch.allclose(single_logits, ddp_logits, atol=2e-3)
     assert load_run("ddp", store).status == "completed"
+    # the checkpoint series was gathered and written once, with whole (unsharded) tensors
+    assert load_run("ddp", store).checkpoints() == [10, 20, 30]
+
+
+@pytest.mark.integration
+def test_fsdp_run_killed_then_resumed_matches_uninterrupted(home, tmp_path):
+    import signal
+    import time
+
+    env = dict(os.environ, WORKBENCH_HOME=str(home), OMP_NUM_THREADS="1")
+    args = ["train", "modular-addition", "--preset", "tiny", "--set", "steps=1500",
+            "--set", "batch_size=40", "--set", "checkpoint_every=20", "--set", "parallel=fsdp",
+            "--no-progress", "--json"]
+
+    def torchrun(port, *extra, wait=True):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(port), "-m", "workbench.cli", *extra]
+        if not wait:
+            return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, [ln for ln in proc.stderr.splitlines() if "rror" in ln]
+        return json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][0])
+
+    expected = torchrun(29531, *args, "--name", "whole")["weights_sha256"]
+    victim = torchrun(29532, *args, "--name", "victim", wait=False)
+    store = RunStore(home)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if len(load_run("victim", store).checkpoints()) >= 3:
+                break
+        except Exception:
+            pass
+        time.sleep(0.1)
+    for pid in [victim.pid, *_descendants(victim.pid)]:  # torchrun and both ranks, mid-run
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    victim.wait()
+    deadline = time.time() + 30  # the ranks die a moment after their launcher
+    while store.get_run("victim").status != "interrupted" and time.time() < deadline:
+        time.sleep(0.1)
+    assert store.get_run("victim").status == "interrupted"
+    assert load_run("victim", store).checkpoints()[-1] < 1500
+    resumed = torchrun(29533, "train", "--resume", "victim", "--no-progress", "--json")
+    assert resumed["steps"] == 1500
+    assert resumed["weights_sha256"] == expected
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun starts its ranks in their own process groups)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out

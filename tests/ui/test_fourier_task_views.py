@@ -231,8 +231,17 @@ def test_fourier_page_for_parity_and_group_runs(dash_duo, tmp_path, monkeypatch,
     assert _title(dash_duo, "fxt-group-measures").startswith("Irrep measures")
     assert dash_duo.find_element("#fx-compute").text == "Recompute"
     screenshot(dash_duo, "fourier-group")
-    handle = dash_duo.driver.find_element(By.CSS_SELECTOR, "#fxt-step-group [role='slider']")
-    handle.click()
-    handle.send_keys(Keys.HOME)  # scrub to the first checkpoint
-    _wait(lambda: _title(dash_duo, "fxt-irreps").startswith("step 30 "), 30, "the first step")
+
+    def scrub_to_first() -> bool:
+        # the handle is looked up afresh each try: the figures re-render around it, and on a
+        # loaded machine a key press can land before the slider has focus
+        if _title(dash_duo, "fxt-irreps").startswith("step 30 "):
+            return True
+        handle = dash_duo.driver.find_element(By.CSS_SELECTOR,
+                                              "#fxt-step-group [role='slider']")
+        handle.click()
+        handle.send_keys(Keys.HOME)
+        return False
+
+    _wait(scrub_to_first, 60, "the first step")
     dash_duo.wait_for_contains_text("#fxt-step-group-label", "step 30", timeout=10)
