@@ -52,6 +52,16 @@ def _measure_lines(series: dict, fields) -> go.Figure:
     return fig
 
 
+def _measure_axes(fig: go.Figure, step: int | None, revision: str) -> None:
+    """Fractions over steps: a marker at the selected ``step``, a [0, 1] axis, legend on top."""
+    if step is not None:
+        fig.add_vline(x=step, line={"color": "black", "width": 2})
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(range=[-0.02, 1.05])
+    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
+                      uirevision=revision)
+
+
 def _steps_and(reports: list[dict], field: str) -> tuple[list[int], list]:
     rows = [r for r in reports if r.get(field) is not None and r.get("step") is not None]
     return [r["step"] for r in rows], [r[field] for r in rows]
@@ -146,12 +156,7 @@ def hidden_progress_curve(series: dict, step: int | None = None, *,
     if first is not None:
         fig.add_vline(x=first, line={"dash": "dash", "color": DETECTED_COLOUR},
                       annotation_text="set recovered", annotation_position="top left")
-    if step is not None:
-        fig.add_vline(x=step, line={"color": "black", "width": 2})
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(range=[-0.02, 1.05])
-    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
-                      uirevision="hidden-progress")
+    _measure_axes(fig, step, "hidden-progress")
     return _layout(fig, height, "Hidden progress over checkpoints", top=80)
 
 
@@ -207,12 +212,7 @@ def group_measures(series: dict, step: int | None = None, *, height: int = 380) 
                                   ("character_fit_r2", "character fit r²"),
                                   ("train_accuracy", "train accuracy"),
                                   ("test_accuracy", "test accuracy")))
-    if step is not None:
-        fig.add_vline(x=step, line={"color": "black", "width": 2})
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(range=[-0.02, 1.05])
-    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
-                      uirevision="group-measures")
+    _measure_axes(fig, step, "group-measures")
     return _layout(fig, height, "Irrep measures over checkpoints", top=80)
 
 
