@@ -87,6 +87,14 @@ def task_results(series: dict) -> html.Div:
     ])
 
 
+def register_scrub_callbacks() -> None:
+    """The slider callbacks of every task view. Called by the page module: Dash hands global
+    callbacks to the first app that starts, and re-runs page modules (not helper modules like
+    this one) for each app, so registering here at import would serve only the first app."""
+    for task in TASK_FIGURES:
+        _register_scrub(task)
+
+
 def _register_scrub(task: str) -> None:
     names = TASK_FIGURES[task]
 
@@ -103,8 +111,4 @@ def _register_scrub(task: str) -> None:
     scrub.__name__ = f"scrub_{task.replace('-', '_')}"
 
 
-for _task in TASK_FIGURES:
-    _register_scrub(_task)
-
-
-__all__ = ["SLIDER", "summary_rows", "task_results"]
+__all__ = ["SLIDER", "register_scrub_callbacks", "summary_rows", "task_results"]

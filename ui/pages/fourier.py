@@ -21,7 +21,7 @@ from flask import current_app
 from ui.components import run_or_not_found, progress_bar
 from ui.fourier_figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
                                 phase_curves, progress_measures)
-from ui.fourier_task_views import task_results
+from ui.fourier_task_views import register_scrub_callbacks, task_results
 from ui.state import get_store, job_env
 from workbench.errors import UserError
 from workbench.fourier.task_runs import TASKS
@@ -264,3 +264,6 @@ def logit_map_at(index, steps, data):
         return dash.no_update
     views = checkpoint_views(get_store(), data["run_id"], steps[int(index)])
     return logit_map(views.logit_map)
+
+
+register_scrub_callbacks()  # per app: see its docstring
