@@ -10,7 +10,7 @@ cores); set ``WORKBENCH_REFERENCE_FULL=1`` to train it unchanged instead, or poi
 ``WORKBENCH_REFERENCE_HOME`` at a store holding one (``python benchmarks/grokking_speed.py
 --grok --home DIR`` trains it as ``grokking-reference``, 25k epochs). Measured on that 25k-epoch
 p = 113 run: all four tests pass (key frequencies [5, 7, 14, 44], W_E key fraction 0.947,
-80.9% of neurons explained, logit fit r^2 0.989; detected phases 200 / 17,900 / 20,200).
+80.9% of neurons explained, logit fit r^2 0.989; detected phases 200 / 16,800 / 20,000).
 
 Caching: if ``WORKBENCH_REFERENCE_HOME`` points to a store with a completed run named
 ``grokking-reference`` (trained with the recipe above), it is analysed instead of training one;
