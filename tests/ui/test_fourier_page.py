@@ -144,10 +144,8 @@ def test_widget_without_analysis_says_so(fourier_store):
         start_analysis(fourier_store, other.id)
 
 
-
-
 @pytest.mark.browser
-def test_fourier_page_compute_reload_and_scrub(dash_duo, tmp_path, monkeypatch, screenshot):
+def test_fourier_page_compute_reload_and_scrub(dash_duo, store, screenshot):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -155,10 +153,6 @@ def test_fourier_page_compute_reload_and_scrub(dash_duo, tmp_path, monkeypatch, 
     from ui.app import create_app
     from workbench import jobs
 
-    home = tmp_path / "home"
-    monkeypatch.setenv("WORKBENCH_HOME", str(home))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    store = RunStore(home)
     run_id = train("modular-addition", preset="tiny", store=store, name="grok-tiny",
                    overrides={"checkpoint_every": 25}).run_id
     dash_duo.start_server(create_app(store.home, poll_ms=500))

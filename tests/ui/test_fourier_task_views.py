@@ -189,17 +189,13 @@ def test_widget_draws_the_task_figures(task_store, parity_series, group_series):
 
 
 @pytest.mark.browser
-def test_fourier_page_for_parity_and_group_runs(dash_duo, tmp_path, monkeypatch, screenshot):
+def test_fourier_page_for_parity_and_group_runs(dash_duo, store, screenshot):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     from ui.app import create_app
     from workbench import jobs
 
-    home = tmp_path / "home"
-    monkeypatch.setenv("WORKBENCH_HOME", str(home))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    store = RunStore(home)
     _train(store)
     parity, group = store.get_run("tiny-parity").id, store.get_run("tiny-group").id
     _analyse(store, "tiny-group")  # the group page reads a cached analysis
