@@ -20,7 +20,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 ORIGINAL_S_PER_EPOCH = 4.0
 
@@ -45,9 +44,9 @@ def time_epochs(cfg, model, x, y, epochs: int) -> tuple[list[float], list[float]
 
     CPU time (``process_time``) is less sensitive than wall time to other processes on a
     shared machine (though cache and memory-bandwidth contention still inflate it)."""
-    from programs.train import make_step, temperature
+    from programs.train import make_optimizer, make_step, temperature
 
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = make_optimizer(model, cfg)
     step_fn = make_step(model, opt)
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(x)
@@ -69,17 +68,13 @@ def time_epochs(cfg, model, x, y, epochs: int) -> tuple[list[float], list[float]
 def profile_step(cfg, model, x, y, rows: int = 25) -> str:
     from torch.profiler import ProfilerActivity, profile
 
-    from programs.data import IGNORE
+    from programs.train import make_optimizer, make_step
 
     idx = torch.arange(cfg.batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step_fn = make_step(model, make_optimizer(model, cfg))
 
     def step() -> None:
-        logits = model.forward_flat(x[idx], 1.0)
-        loss = F.cross_entropy(logits.T, y[idx].T.reshape(-1), ignore_index=IGNORE)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        step_fn(x[idx], y[idx], 1.0)
 
     for _ in range(2):  # warm-up, outside the profile
         step()

@@ -32,11 +32,34 @@ def load_task(task: str, data_path: str | None, task_params: dict, seed: int):
     return make_task(task, **task_params).generate()
 
 
+def run_config(program: dict, preset_name: str, task_params: dict | None,
+               data_path: str | None) -> dict:
+    """The config a program run records: program settings, preset, task parameters, data."""
+    return {"program": program, "preset": preset_name, "task_params": task_params or {},
+            "data": data_path}
+
+
+def _created_run(store, run_id: str, config: dict):
+    """The run a job runner created for this training (kind program, not yet started)."""
+    import json
+
+    run = store.get_run(run_id)
+    if run.kind != KIND or run.status != "created":
+        raise UserError(f"run {run_id!r} is a {run.status} {run.kind} run, not a new program "
+                        f"run to train into")
+    store.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config, sort_keys=True),
+                                                           run.id))
+    return run
+
+
 def train_run(task: str, *, preset_name: str = "paper", overrides: dict | None = None,
               seed: int | None = None, data_path: str | None = None,
               task_params: dict | None = None, name: str | None = None, store=None,
-              on_epoch=None) -> dict:
-    """Train a program, save it as a run; returns the CLI's JSON summary."""
+              on_epoch=None, run_id: str | None = None) -> dict:
+    """Train a program, save it as a run; returns the CLI's JSON summary.
+
+    ``run_id`` trains into a run already created (the app creates it to link its job at once).
+    """
     from workbench.checkpoint import save_checkpoint
     from workbench.store import RunStore
 
@@ -47,9 +70,11 @@ def train_run(task: str, *, preset_name: str = "paper", overrides: dict | None =
     data = load_task(task, data_path, task_params or {}, cfg.seed)
     store = store or RunStore()
     label = task if data_path is None else f"custom:{data.name}"
-    run = store.create_run(kind=KIND, task=label, name=name,
-                           config={"program": cfg.to_dict(), "preset": preset_name,
-                                   "task_params": task_params or {}, "data": data_path})
+    config = run_config(cfg.to_dict(), preset_name, task_params, data_path)
+    if run_id is not None:
+        run = _created_run(store, run_id, config)
+    else:
+        run = store.create_run(kind=KIND, task=label, name=name, config=config)
     store.set_status(run.id, "running")
 
     def report(epoch: int, metrics: dict) -> bool:

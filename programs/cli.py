@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from programs.config import PRESETS
@@ -28,7 +29,8 @@ def _train(args) -> int:
 
     overrides, task_params = _pairs(args.set or [])
     summary = train_run(args.task, preset_name=args.preset, overrides=overrides, seed=args.seed,
-                        data_path=args.data, task_params=task_params, name=args.name)
+                        data_path=args.data, task_params=task_params, name=args.name,
+                        run_id=args.run_id)
     emit(summary, args.json, f"run {summary['run_id']}: test_acc {summary['test_acc']:.4f} "
                              f"train_acc {summary['train_acc']:.4f} in "
                              f"{summary['wall_seconds']:.1f}s, program "
@@ -70,6 +72,7 @@ def register(subparsers) -> None:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--data", metavar="FILE.jsonl", help="custom aligned task file")
     train.add_argument("--name", help="run name")
+    train.add_argument("--run-id", help=argparse.SUPPRESS)  # the app pre-creates the run
     train.add_argument("--json", action="store_true")
     train.set_defaults(handler=_train)
 

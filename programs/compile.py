@@ -195,7 +195,10 @@ def compile_program(prog: DiscreteProgram):
     head = torch.zeros(cfg.d_vocab_out, d_model, dtype=torch.float64)
     bias = torch.from_numpy(prog.unembed_bias) + torch.from_numpy(prog.unembed_num[0])
     for v in range(len(names)):
-        if v in an.const_cat:
+        rows = {tuple(prog.unembed_cat[v][c]) for c in an.cat_domain[v]}
+        if v in an.const_cat or len(rows) == 1:
+            # the same logit row for every value the variable takes is a constant: it goes in
+            # the bias, and the unembedding does not read the variable (no edge)
             bias = bias + torch.from_numpy(prog.unembed_cat[v][an.cat_domain[v][0]])
         elif v in live_vars:
             for c in an.cat_domain[v]:

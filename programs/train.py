@@ -76,14 +76,24 @@ def keep_freed_memory() -> bool:
     return bool(ok)
 
 
+def make_optimizer(model: torch.nn.Module, cfg: ProgramConfig) -> torch.optim.Optimizer:
+    """Adam at the config's constant rate (shared with the benchmark).
+
+    Fused: one kernel over all parameters instead of ~10 small ops per tensor, about 1.3 ms of
+    a ~45 ms sort step on one CPU thread."""
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+
+
 def make_step(model: ProgramModel, opt: torch.optim.Optimizer):
     """One optimisation step ``step(x, y, tau) -> loss tensor`` (shared with the benchmark)."""
     keep_freed_memory()
 
     def step(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
         logits = model.forward_flat(x, tau)
-        # logits: [d_out, pos * batch] (batch innermost), labels in the same order
-        loss = F.cross_entropy(logits.T, y.T.reshape(-1), ignore_index=IGNORE)
+        # logits: [d_out, pos * batch] (batch innermost), labels in the same order. As one
+        # [1, d_out, N] "image" the softmax runs along contiguous memory and the gradient
+        # reaches the unembedding matmuls contiguous: ~5x faster loss than on logits.T
+        loss = F.cross_entropy(logits[None], y.T.reshape(1, -1), ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -102,7 +112,7 @@ def train_program(data: TaskData, cfg: ProgramConfig,
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = ProgramModel(cfg, shape)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = make_optimizer(model, cfg)
     step_fn = make_step(model, opt)
     n = len(x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)

@@ -58,3 +58,23 @@ def test_numerical_programs_are_refused():
     prog = random_model(0, num_heads=1).discretize()
     with pytest.raises(UserError, match="categorical"):
         compile_program(prog)
+
+
+def test_unembedding_reads_only_variables_whose_logit_rows_differ():
+    prog = random_model(5, layers=2, cat_heads=2, num_heads=0, cat_mlps=1, num_mlps=0,
+                        causal=True).discretize()
+    tokens_to_logits = Edge("embed", "unembed", "in", "match")
+    positions_to_logits = Edge("pos_embed", "unembed", "in", "match")
+    prog.unembed_cat[0][:] = 0.0  # tokens: no logit contribution at all
+    prog.unembed_cat[1][:] = prog.unembed_cat[1][0]  # positions: the same row for every value
+    prog.unembed_cat[1][:, 0] += 3.0  # ... and that row is not zero: it is a constant
+    bridge, truth = compile_program(prog)
+    assert tokens_to_logits not in truth.edges
+    assert positions_to_logits not in truth.edges
+    x = all_inputs(SHAPE.n_ctx - 1)
+    with torch.no_grad():
+        logits = bridge(x, return_type="logits")
+    assert torch.equal(logits.argmax(-1), run_discrete(prog, x).predictions)
+    prog.unembed_cat[1][2, 1] += 1.0  # now position 2 changes a logit: the edge is real
+    _, truth = compile_program(prog)
+    assert positions_to_logits in truth.edges

@@ -91,3 +91,22 @@ def test_bad_settings_are_user_errors():
         ProgramConfig(n_layers=0)
     with pytest.raises(UserError):
         run_cli(["programs", "train", "reverse", "--set", "epochs"])
+
+
+@pytest.mark.integration
+def test_cli_trains_into_a_run_the_app_created(tmp_path, monkeypatch, capsys):
+    from workbench.store import RunStore
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    store = RunStore()
+    run = store.create_run(kind="program", task="reverse", name="pre", config={})
+    argv = ["programs", "train", "reverse", "--preset", "tiny", "--set", "epochs=2",
+            "--set", "task.max_len=3", "--set", "task.n_samples=60", "--json"]
+    assert run_cli(argv + ["--run-id", run.id]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    after = store.get_run(run.id)
+    assert summary["run_id"] == run.id and after.status == "completed"
+    assert after.config["program"]["epochs"] == 2 and len(store.list_runs()) == 1
+    with pytest.raises(UserError, match="not a new program run"):  # a finished run is kept
+        run_cli(argv + ["--run-id", run.id])
+    assert store.get_run(run.id).status == "completed" and len(store.list_runs()) == 1

@@ -241,6 +241,7 @@ def test_train_from_the_programs_page(dash_duo, store, screenshot):
                                   dash_duo.driver.current_url), 120, "the program page")
     run = store.get_run(url.group(1))
     assert run.kind == "program" and run.config["program"]["epochs"] == 4
+    assert jobs.job_for_run(run.id, store=store) is not None  # linked by id, not by name
     dash_duo.driver.refresh()  # re-attach: rebuilt from the store
     dash_duo.wait_for_text_to_equal("#pg-status", "completed", timeout=120)
     dash_duo.wait_for_contains_text("#pg-code", "def run(tokens)", timeout=20)

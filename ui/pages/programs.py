@@ -25,6 +25,7 @@ from ui.pages.programs_parts import (argv_summary, check_name_free, epoch_progre
 from ui.program_figures import progress_label
 from ui.state import get_store, job_env
 from workbench.errors import UserError
+from programs.api import KIND as PROGRAM_KIND, run_config
 from workbench.jobs import start_job
 from workbench.store import validate_name
 
@@ -153,8 +154,13 @@ def launch(_clicks, task, preset_name, seed, settings, name):
                                 name=name)
     except UserError as exc:
         return f"{exc} — nothing was started", dash.no_update, dash.no_update
-    job = start_job(request.argv, store=store, env=job_env())
-    return "", {"job": job.id, "name": name}, False
+    # the run exists before its job starts, so the job is linked to it from the first poll
+    run = store.create_run(kind=PROGRAM_KIND, task=task, name=name,
+                           config=run_config(request.config, preset_name, request.task_params,
+                                             None))
+    job = start_job(request.argv + ["--run-id", run.id], run_id=run.id, store=store,
+                    env=job_env())
+    return "", {"job": job.id, "name": name, "run_id": run.id}, False
 
 
 @callback(Output("pg-jobs", "children"), Output("pg-runs", "children"),
@@ -163,12 +169,6 @@ def launch(_clicks, task, preset_name, seed, settings, name):
           prevent_initial_call=True)
 def poll(_n, launched):
     store = get_store()
-    href, waiting = dash.no_update, False
-    if launched:
-        try:
-            run = store.get_run(launched["name"])
-            href = f"/runs/{run.id}/program"
-        except UserError:
-            waiting = True  # the job has not created its run yet
+    href = f"/runs/{launched['run_id']}/program" if launched else dash.no_update
     running = any(not job.done for job, _ in program_jobs(store))
-    return _jobs_card(store), _runs_card(store), href, not (running or waiting)
+    return _jobs_card(store), _runs_card(store), href, not running

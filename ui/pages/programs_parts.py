@@ -110,7 +110,9 @@ def program_jobs(store: RunStore, limit: int = 10) -> list[tuple[jobs.Job, objec
         if job.argv[:2] != TRAIN_ARGV:
             continue
         run, name = None, _argv_name(job.argv)
-        if name:
+        if job.run_id:
+            run = store.get_run(job.run_id)
+        elif name:  # jobs started before the app pre-created runs
             try:
                 run = store.get_run(name)
             except UserError:
@@ -122,9 +124,10 @@ def program_jobs(store: RunStore, limit: int = 10) -> list[tuple[jobs.Job, objec
 
 
 def job_for_program_run(store: RunStore, run) -> jobs.Job | None:
-    """The job that trains ``run`` (started by the app under the run's name), if any."""
-    if not run.name:
-        return None
+    """The job that trains ``run`` (started by the app), if any."""
+    job = jobs.job_for_run(run.id, store=store)
+    if job is not None or not run.name:
+        return job
     for job in jobs.list_jobs(store=store):
         if job.argv[:2] == TRAIN_ARGV and _argv_name(job.argv) == run.name:
             return job
