@@ -9,7 +9,10 @@ The residual stream is the concatenation of named blocks (no LayerNorm, relu MLP
   ``C (0.5 + 0.5 match)``: the runtime's rule "BOS when nothing matches, ranked by distance when it
   matches". ``pos_embed`` writes ``positions@bos`` and ``tokens@bos`` (inputs start with BOS, the
   task contract); a layer's MLP writes the ``@bos`` copies of that layer's outputs (gated units);
-- ``ones``: a constant 1 (the unembedding bias and constant rows of pruned variables).
+- ``ones``: a constant 1 (the unembedding bias and constant rows of pruned variables);
+- ``pad``: 1 at padding tokens, for programs whose shape has a padding token. Every head's extra
+  query/key dimension (``ones`` against ``-pad``) scores padding keys ``-3 C``, below the BOS
+  default: padding positions are never keys, as in the runtime.
 
 Categorical head: ``q = C onehot(P[query])`` and ``k = key - 0.5 key@bos`` give ``C`` per match;
 a positional part (``q`` = position one-hot, ``k`` = a column of the rank table) adds the
@@ -75,7 +78,9 @@ def compile_program(prog: DiscreteProgram):
     for v in sorted(key_vars):
         blocks[names[v] + "@bos"] = (len(blocks) * k, len(blocks) * k + k)
     ones = len(blocks) * k
-    d_model = ones + 1
+    pad_id = prog.shape.pad_id
+    pad_col = None if pad_id is None else ones + 1
+    d_model = ones + 1 + (pad_id is not None)
     writers = {"tokens": "embed", "positions": "pos_embed"}
     for h in heads:
         writers[names[h.out]] = f"attn.{h.layer}.{h.index}"
@@ -86,7 +91,7 @@ def compile_program(prog: DiscreteProgram):
         return blocks[names[v] + ("@bos" if bos else "")][0] + value
 
     n_heads = max(1, max((h.index + 1 for h in prog.cat_heads), default=1))
-    d_head = k + n
+    d_head = k + n + (pad_id is not None)
     # MLP units per layer: table pairs plus @bos gating units.
     units: list[list[tuple[list[tuple[int, float]], float, list[tuple[int, float]]]]] = [
         [] for _ in range(prog.n_layers)]
@@ -134,6 +139,8 @@ def compile_program(prog: DiscreteProgram):
     for t in range(cfg.d_vocab):
         emb[t, col(0, t)] = 1.0
         emb[t, ones] = 1.0
+    if pad_col is not None:
+        emb[pad_id, pad_col] = 1.0
     pos = torch.zeros(n, d_model)
     for p in range(n):
         pos[p, col(1, p)] = 1.0
@@ -164,6 +171,10 @@ def compile_program(prog: DiscreteProgram):
                 wq[base + k + i, col(1, i)] = scale
                 for j in range(n):
                     wk[base + k + i, col(1, j)] = pos_score[i, j]
+            if pad_col is not None:
+                wq[base + k + n, ones] = MATCH * scale
+                wk[base + k + n, pad_col] = -3.0
+                edges.update({Edge("embed", node, "q", "pad"), Edge("embed", node, "k", "pad")})
             for c in an.cat_domain[h.value]:
                 wv[base + c, col(h.value, c)] = 1.0
                 wo[col(h.out, c), base + c] = 1.0

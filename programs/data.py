@@ -24,16 +24,23 @@ class ProgramShape:
     output_vocab: tuple[str, ...]
     n_ctx: int
     width: int  # cardinality k of every categorical variable
+    # padding token: its positions are never attention keys (the usual attention mask). None
+    # for data without padding, and for programs saved before padding was masked.
+    pad: str | None = None
+
+    @property
+    def pad_id(self) -> int | None:
+        return None if self.pad is None else self.input_vocab.index(self.pad)
 
     def to_dict(self) -> dict:
         return {"input_vocab": list(self.input_vocab), "output_vocab": list(self.output_vocab),
-                "n_ctx": self.n_ctx, "width": self.width}
+                "n_ctx": self.n_ctx, "width": self.width, "pad": self.pad}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ProgramShape":
         return cls(input_vocab=tuple(data["input_vocab"]),
                    output_vocab=tuple(data["output_vocab"]), n_ctx=int(data["n_ctx"]),
-                   width=int(data["width"]))
+                   width=int(data["width"]), pad=data.get("pad"))
 
 
 def shape_for(data: TaskData, var_width: int | None) -> ProgramShape:
@@ -55,8 +62,9 @@ def shape_for(data: TaskData, var_width: int | None) -> ProgramShape:
     if n_ctx > width:
         raise UserError(f"sequence length {n_ctx} is too large for var_width={width}; raise "
                         f"var_width to at least {n_ctx}")
+    pad = data.pad_token if data.pad_token in data.input_vocab else None
     return ProgramShape(input_vocab=tuple(data.input_vocab), output_vocab=tuple(data.output_vocab),
-                        n_ctx=n_ctx, width=width)
+                        n_ctx=n_ctx, width=width, pad=pad)
 
 
 def encode(examples, shape: ProgramShape, pad: str | None = None) -> tuple[torch.Tensor,

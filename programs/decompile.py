@@ -142,7 +142,8 @@ def decompile(prog: DiscreteProgram, *, title: str = "Transformer Program") -> s
            'position."""', "", "", runtime_source(), "",
            f"INPUT_VOCAB = {tuple(shape.input_vocab)!r}",
            f"OUTPUT_LABELS = {tuple(shape.output_vocab)!r}",
-           f"N_CTX = {shape.n_ctx}", f"CAUSAL = {prog.causal}", ""]
+           f"N_CTX = {shape.n_ctx}", f"CAUSAL = {prog.causal}",
+           f"PAD = {shape.pad!r}  # padding positions are never attention keys", ""]
     body = ["def run(tokens):",
             '    """One output label per input position."""',
             "    tokens = list(tokens)",
@@ -152,7 +153,8 @@ def decompile(prog: DiscreteProgram, *, title: str = "Transformer Program") -> s
             "        if token not in INPUT_VOCAB:",
             "            raise ValueError(f'unknown token {token!r}')",
             "    positions = list(range(len(tokens)))",
-            "    ones = [1] * len(tokens)"]
+            "    ones = [1] * len(tokens)",
+            "    live = [token != PAD for token in tokens]"]
     for module in prog.modules_in_order():
         if module.name not in an.live:
             continue
@@ -168,12 +170,12 @@ def decompile(prog: DiscreteProgram, *, title: str = "Transformer Program") -> s
             q, k = cat_names[module.query], cat_names[module.key]
             if isinstance(module, CatHead):
                 body += [f"    # layer {module.layer}, categorical head {module.index}",
-                         f"    {var} = aggregate(select({k}, {q}, {pred}, CAUSAL), "
+                         f"    {var} = aggregate(select({k}, {q}, {pred}, CAUSAL, live), "
                          f"{cat_names[module.value]})"]
             else:
                 body += [f"    # layer {module.layer}, numerical head {module.index}",
                          f"    {var} = numerical_aggregate({k}, {q}, {pred}, "
-                         f"{num_names[module.value]}, CAUSAL)"]
+                         f"{num_names[module.value]}, CAUSAL, live)"]
         else:
             names = num_names if module.numerical else cat_names
             a, b = (names[i] for i in module.inputs)

@@ -104,14 +104,18 @@ def rank_matrix(n: int) -> torch.Tensor:
 
 
 def select(query: torch.Tensor, key: torch.Tensor, predicate: torch.Tensor, causal: bool,
-           ranks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+           ranks: torch.Tensor, live: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard selection: ``(chosen [batch, pos], match [batch, query, key])``.
 
-    Same rule as :func:`programs.runtime.select`: smallest rank among matches, else position 0.
+    Same rule as :func:`programs.runtime.select`: smallest rank among matches, else position 0;
+    keys where ``live`` [batch, pos] is false (padding) never match.
     """
     n = query.shape[1]
     target = predicate[query]  # [batch, pos]
     match = target[:, :, None] == key[:, None, :]  # [batch, query, key]
+    if live is not None:
+        match = match & live[:, None, :]
     if causal:
         match = match & torch.ones(n, n, dtype=torch.bool).tril()
     big = 4 * n + 1
@@ -119,6 +123,12 @@ def select(query: torch.Tensor, key: torch.Tensor, predicate: torch.Tensor, caus
     best, chosen = scored.min(dim=-1)
     chosen = torch.where(best == big, torch.zeros_like(chosen), chosen)
     return chosen, match
+
+
+def live_keys(prog: DiscreteProgram, tokens: torch.Tensor) -> torch.Tensor | None:
+    """``[batch, pos]`` false at padding positions (never attention keys); None: no padding."""
+    pad = prog.shape.pad_id
+    return None if pad is None else tokens != pad
 
 
 def run_discrete(prog: DiscreteProgram, tokens: torch.Tensor) -> DiscreteTrace:
@@ -131,18 +141,19 @@ def run_discrete(prog: DiscreteProgram, tokens: torch.Tensor) -> DiscreteTrace:
     cat[:, :, 1] = torch.arange(n)
     num[:, :, 0] = 1
     ranks = rank_matrix(n)
+    live = live_keys(prog, tokens)
     trace = DiscreteTrace(cat=cat, num=num)
     for module in prog.modules_in_order():
         if isinstance(module, CatHead):
             pred = torch.tensor(module.predicate, dtype=torch.long)
             chosen, _ = select(cat[:, :, module.query], cat[:, :, module.key], pred,
-                               prog.causal, ranks)
+                               prog.causal, ranks, live)
             cat[:, :, module.out] = cat[:, :, module.value].gather(1, chosen)
             trace.selected[module.name] = chosen
         elif isinstance(module, NumHead):
             pred = torch.tensor(module.predicate, dtype=torch.long)
             _, match = select(cat[:, :, module.query], cat[:, :, module.key], pred,
-                              prog.causal, ranks)
+                              prog.causal, ranks, live)
             values = num[:, :, module.value]  # [batch, key]
             num[:, :, module.out] = (match.long() * values[:, None, :]).sum(-1)
         else:

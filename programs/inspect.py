@@ -21,7 +21,8 @@ import torch
 
 from programs.config import PAPER_PRESETS, PRESETS, preset
 from programs.decompile import analyse
-from programs.discrete import CatHead, DiscreteProgram, NumHead, rank_matrix, run_discrete, select
+from programs.discrete import (CatHead, DiscreteProgram, NumHead, live_keys, rank_matrix,
+                               run_discrete, select)
 from programs.data import ProgramShape
 from workbench.errors import UserError
 
@@ -214,6 +215,7 @@ def trace_program(prog: DiscreteProgram, tokens: list[str]) -> ProgramTrace:
                       values=num[:, 0].tolist(), live=True)])
     steps = [embed] + [StepTrace(title=f"layer {i}") for i in range(prog.n_layers)]
     ranks = rank_matrix(n)
+    key_live = live_keys(prog, ids)
     for module in prog.modules_in_order():
         step = steps[module.layer + 1]
         live = module.name in an.live
@@ -229,7 +231,7 @@ def trace_program(prog: DiscreteProgram, tokens: list[str]) -> ProgramTrace:
         if isinstance(module, (CatHead, NumHead)):
             pred = torch.tensor(module.predicate, dtype=torch.long)
             chosen, match = select(cat[None, :, module.query], cat[None, :, module.key], pred,
-                                   prog.causal, ranks)
+                                   prog.causal, ranks, key_live)
             match = match[0]  # [query, key]
             value_names = prog.cat_vars if isinstance(module, CatHead) else prog.num_vars
             if isinstance(module, CatHead):

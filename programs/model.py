@@ -10,8 +10,10 @@ Relaxation (ours; the discrete model in :mod:`programs.discrete` is the referenc
 a categorical head scores key j for query i as ``S = q P k^T`` (``P`` the row-wise Gumbel-softmaxed
 predicate), replaces the BOS column by ``0.5 + 0.5 S`` (BOS wins only when nothing else matches or
 by rank), subtracts a small bias proportional to the runtime rank (closest first, self last) and
-takes a softmax at ``attn_scale``. With one-hot inputs and an infinite scale this is exactly the
-hard rule. A numerical head outputs ``sum_j S_ij`` (the count of matches, RASP selector width).
+takes a softmax at ``attn_scale`` (sharpened as ``1 / tau`` once the temperature falls below 1, so
+the relaxation converges to the hard rule; a fixed scale let training average over matches, which
+the argmax model cannot). With one-hot inputs and an infinite scale this is exactly the hard
+rule. Padding positions are never keys. A numerical head outputs ``sum_j S_ij`` (the count of matches, RASP selector width).
 MLPs read two variables (one-hots concatenated, or two counts through triangular "tent" features
 that are one-hot on integers), one ReLU layer, ``k`` logits, Gumbel-softmaxed into a new
 categorical variable. All reads of a layer are one matmul; tensors are batch-last (see
@@ -170,15 +172,21 @@ class ProgramModel(nn.Module):
         # when a read needs them (twice per layer), not after every module.
         cats = [torch.stack([tok, pos])]
         num = torch.ones(1, n, b)  # [v, n, b]
+        pad = self.shape.pad_id
+        # padding positions are never keys: -inf scores for categorical heads, no count for
+        # numerical ones (the discrete rule; without it counts of PAD leak the length, a
+        # shortcut that traps hist-like tasks far from the counting solution)
+        pad_keys = None if pad is None else (tokens.T == pad)  # [n, b]
         for layer in self.layers:
-            num = self._layer(layer, cats, num, tau, hard)
+            num = self._layer(layer, cats, num, tau, hard, pad_keys)
         # unembedding: one weight per (variable, value) row of the stream
         w = self.unembed_cat.reshape(-1, self.unembed_cat.shape[-1]).T  # [o, v k]
         out = _read(w, cats).view(w.shape[0], n * b)  # [o, n b]
         out = torch.addmm(out, self.unembed_num.T, num.view(num.shape[0], -1))
         return out + self.unembed_bias[:, None]
 
-    def _layer(self, lyr: ProgramLayer, cats: list, num, tau: float, hard: bool):
+    def _layer(self, lyr: ProgramLayer, cats: list, num, tau: float, hard: bool,
+               pad_keys: torch.Tensor | None):
         """Append this layer's categorical outputs to ``cats``; return the numerical stream."""
         _, k, n, b = cats[0].shape
         hc, hn = lyr.hc, lyr.hn
@@ -195,12 +203,17 @@ class ProgramModel(nn.Module):
             if hc:
                 s = pair_scores(qp_c, key_c)  # [hc, query, key, b]
                 sc = s * self.bos_scale + (1 - self.bos_scale)  # BOS: 0.5 + 0.5 match
-                scale = 1e4 if hard else self.cfg.attn_scale
-                attn = torch.softmax(scale * (sc + self.rank_bias), dim=2)  # [hc, i, j, b]
+                scale = 1e4 if hard else self.cfg.attn_scale * max(1.0, 1.0 / tau)
+                scores = scale * (sc + self.rank_bias)  # [hc, i, j, b]
+                if pad_keys is not None:
+                    scores = scores.masked_fill(pad_keys[None, None], float("-inf"))
+                attn = torch.softmax(scores, dim=2)
                 out = gather(attn, val)  # [hc, k, n, b]
                 cats.append(out)
             if hn:
                 # count_i = sum_j q_i P k_j = q_i P (sum_j k_j): no [query, key] scores needed
+                if pad_keys is not None:
+                    key_n = key_n.masked_fill(pad_keys[None, None], 0.0)
                 ksum = key_n.cumsum(2) if self.cfg.causal else key_n.sum(2, keepdim=True)
                 num = torch.cat([num, (qp_n * ksum).sum(1)], 0)  # counts [hn, n, b]
         outs = []

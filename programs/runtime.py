@@ -5,7 +5,8 @@ discrete model (:mod:`programs.discrete`) and every exported program share one d
 attention selection. Selection rule for a categorical head at query position ``i``: among the
 key positions ``j`` whose key satisfies the predicate (``j <= i`` when causal), take the one with
 the smallest :func:`rank` -- the closest position, the left one on a distance tie, the query's own
-position last; when nothing matches, take position 0 (BOS).
+position last; when nothing matches, take position 0 (BOS). Padding positions (``live[j]`` false)
+are never keys, as under the usual attention mask.
 """
 
 # --- runtime: inlined into exported programs below this line ---
@@ -19,14 +20,14 @@ def rank(i, j, n):
     return 2 * distance - 1 if j < i else 2 * distance
 
 
-def select(keys, queries, predicate, causal):
+def select(keys, queries, predicate, causal, live=None):
     """For each query position, the key position it attends to (0 when nothing matches)."""
     n = len(keys)
     chosen = []
     for i, q in enumerate(queries):
         best, best_rank = 0, None
         for j in range(i + 1 if causal else n):
-            if predicate(q, keys[j]):
+            if (live is None or live[j]) and predicate(q, keys[j]):
                 r = rank(i, j, n)
                 if best_rank is None or r < best_rank:
                     best, best_rank = j, r
@@ -39,10 +40,11 @@ def aggregate(chosen, values):
     return [values[j] for j in chosen]
 
 
-def numerical_aggregate(keys, queries, predicate, values, causal):
+def numerical_aggregate(keys, queries, predicate, values, causal, live=None):
     """For each query position, the sum of ``values`` over every matching key position."""
     n = len(keys)
-    return [sum(values[j] for j in range(i + 1 if causal else n) if predicate(q, keys[j]))
+    return [sum(values[j] for j in range(i + 1 if causal else n)
+                if (live is None or live[j]) and predicate(q, keys[j]))
             for i, q in enumerate(queries)]
 
 

@@ -29,6 +29,9 @@ def fixed_reverse(length: int = 4, vocab: str = "abcd", seed: int = 0,
 
 SHAPE = ProgramShape(input_vocab=("BOS", "a", "b", "c", "PAD"), output_vocab=("x", "y", "z"),
                      n_ctx=5, width=5)
+# the same with "PAD" as the padding token: its positions are never attention keys
+PAD_SHAPE = ProgramShape(input_vocab=SHAPE.input_vocab, output_vocab=SHAPE.output_vocab,
+                         n_ctx=SHAPE.n_ctx, width=SHAPE.width, pad="PAD")
 
 
 def random_model(seed: int, *, layers=2, cat_heads=2, num_heads=1, cat_mlps=1, num_mlps=1,

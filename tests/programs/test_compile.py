@@ -9,7 +9,7 @@ import torch
 
 from programs.compile import Edge, compile_program
 from programs.discrete import run_discrete
-from programs_helpers import SHAPE, random_model
+from programs_helpers import PAD_SHAPE, SHAPE, random_model
 from workbench.errors import UserError
 
 
@@ -20,10 +20,11 @@ def all_inputs(length: int) -> torch.Tensor:
     return torch.cat([torch.zeros(len(x), 1, dtype=torch.long), x], 1)
 
 
-@pytest.mark.parametrize("seed, causal", [(0, False), (1, True), (2, False), (3, True)])
-def test_compiled_bridge_equals_program_on_all_inputs(seed, causal):
+@pytest.mark.parametrize("seed, causal, shape", [(0, False, SHAPE), (1, True, SHAPE),
+                                                (2, False, PAD_SHAPE), (3, True, PAD_SHAPE)])
+def test_compiled_bridge_equals_program_on_all_inputs(seed, causal, shape):
     model = random_model(seed, layers=3, cat_heads=2, num_heads=0, cat_mlps=2, num_mlps=0,
-                         causal=causal)
+                         causal=causal, shape=shape)
     prog = model.discretize()
     bridge, truth = compile_program(prog)
     x = all_inputs(SHAPE.n_ctx - 1)  # 5^4 = 625 inputs: the whole input space

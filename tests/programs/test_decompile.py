@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,16 +12,17 @@ from hypothesis import strategies as st
 from programs.decompile import analyse, decompile, load_program
 from programs.discrete import run_discrete
 from programs.verify import verify
-from programs_helpers import SHAPE, random_inputs, random_model
+from programs_helpers import PAD_SHAPE, SHAPE, random_inputs, random_model
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), layers=st.integers(1, 3), cat_heads=st.integers(0, 2),
        num_heads=st.integers(0, 2), cat_mlps=st.integers(0, 2), num_mlps=st.integers(0, 2),
-       causal=st.booleans())
+       causal=st.booleans(), padded=st.booleans())
 def test_program_equals_discrete_model(seed, layers, cat_heads, num_heads, cat_mlps, num_mlps,
-                                       causal):
+                                       causal, padded):
     model = random_model(seed, layers=layers, cat_heads=cat_heads, num_heads=num_heads,
-                         cat_mlps=cat_mlps, num_mlps=num_mlps, causal=causal)
+                         cat_mlps=cat_mlps, num_mlps=num_mlps, causal=causal,
+                         shape=PAD_SHAPE if padded else SHAPE)
     prog = model.discretize()
     result = verify(prog, random_inputs(seed))
     assert result.agreement == 1.0, result.mismatches[:1]
@@ -36,13 +38,29 @@ def test_program_on_shorter_inputs_matches_model():
         assert run(tokens) == [SHAPE.output_vocab[i] for i in pred]
 
 
-def test_hard_forward_matches_discrete_model():
-    model = random_model(5, layers=3)
+@pytest.mark.parametrize("shape", [SHAPE, PAD_SHAPE])
+def test_hard_forward_matches_discrete_model(shape):
+    model = random_model(5, layers=3, shape=shape)
     x = random_inputs(5)
     with torch.no_grad():
         logits = model(x, tau=1.0, hard=True).double()  # [batch, pos, d_out]
     trace = run_discrete(model.discretize(), x)
     assert torch.allclose(logits, trace.logits, atol=1e-4)
+
+
+def test_padding_positions_are_never_keys():
+    """The same weights with and without a padding token: outputs differ exactly where a head
+    would otherwise select or count a PAD position."""
+    x = random_inputs(7)
+    plain = random_model(7, layers=2, cat_heads=2, num_heads=2).discretize()
+    padded = random_model(7, layers=2, cat_heads=2, num_heads=2, shape=PAD_SHAPE).discretize()
+    pad = PAD_SHAPE.pad_id
+    with_pad, without = run_discrete(padded, x), run_discrete(plain, x)
+    for name, chosen in with_pad.selected.items():
+        assert not (x.gather(1, chosen) == pad).any(), name  # never a PAD key
+    no_pad_rows = ~(x == pad).any(1)
+    assert torch.equal(with_pad.predictions[no_pad_rows], without.predictions[no_pad_rows])
+    assert not torch.equal(with_pad.logits, without.logits)  # some head did see PAD keys
 
 
 def test_export_is_deterministic_and_standalone():

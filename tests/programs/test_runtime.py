@@ -59,6 +59,17 @@ def test_numerical_aggregate_counts_matches():
     assert runtime.numerical_aggregate(keys, keys, eq, [1] * 5, True) == [1, 1, 1, 2, 3]
 
 
+def test_padding_keys_never_match():
+    keys = ["BOS", "a", "PAD", "a", "PAD"]
+    live = [k != "PAD" for k in keys]
+    # query "a" at position 3: the closest match would be the PAD-free a at 1; a PAD query sees
+    # no PAD key and falls back to BOS
+    assert runtime.select(keys, keys, eq, False, live) == [0, 3, 0, 1, 0]
+    assert runtime.select(keys, keys, eq, False) == [0, 3, 4, 1, 2]
+    assert runtime.numerical_aggregate(keys, keys, eq, [1] * 5, False, live) == [1, 2, 0, 2, 0]
+    assert runtime.numerical_aggregate(keys, keys, eq, [1] * 5, False) == [1, 2, 2, 2, 2]
+
+
 def test_unembed_first_maximum_wins():
     terms = [("cat", ["u", "v"], {"u": [1.0, 1.0], "v": [0.0, 2.0]}), ("num", [2, 0], [0.5, 0.5])]
     assert runtime.unembed(terms, [0.0, 0.0], ["A", "B"], 2) == ["A", "B"]
