@@ -173,10 +173,10 @@ class ProgramModel(nn.Module):
         cats = [torch.stack([tok, pos])]
         num = torch.ones(1, n, b)  # [v, n, b]
         pad = self.shape.pad_id
-        # padding positions are never keys: -inf scores for categorical heads, no count for
-        # numerical ones (the discrete rule; without it counts of PAD leak the length, a
-        # shortcut that traps hist-like tasks far from the counting solution)
-        pad_keys = None if pad is None else (tokens.T == pad)  # [n, b]
+        # padding positions are never keys: their key one-hots are zeroed, so they match
+        # nothing (the discrete rule; without it counts of PAD leak the length, a shortcut
+        # that traps hist-like tasks far from the counting solution)
+        pad_keys = None if pad is None else (tokens.T != pad).float()  # [n, b], 0 at padding
         for layer in self.layers:
             num = self._layer(layer, cats, num, tau, hard, pad_keys)
         # unembedding: one weight per (variable, value) row of the stream
@@ -196,6 +196,8 @@ class ProgramModel(nn.Module):
             x = _read(read, cats).view(-1, k, n, b)  # [reads, k, n, b]
             # split (not slicing): its backward is one concatenation, not zero-fill + add per part
             q, key, val = x.split([heads, heads, hc])
+            if pad_keys is not None:  # a padding position's key matches nothing
+                key = key * pad_keys
             pred = _gumbel(lyr.predicate, tau, hard)  # [heads, q value, k value]
             qp = torch.bmm(pred.transpose(1, 2), q.reshape(heads, k, n * b)).view(heads, k, n, b)
             qp_c, qp_n = qp.split([hc, hn])
@@ -204,16 +206,11 @@ class ProgramModel(nn.Module):
                 s = pair_scores(qp_c, key_c)  # [hc, query, key, b]
                 sc = s * self.bos_scale + (1 - self.bos_scale)  # BOS: 0.5 + 0.5 match
                 scale = 1e4 if hard else self.cfg.attn_scale * max(1.0, 1.0 / tau)
-                scores = scale * (sc + self.rank_bias)  # [hc, i, j, b]
-                if pad_keys is not None:
-                    scores = scores.masked_fill(pad_keys[None, None], float("-inf"))
-                attn = torch.softmax(scores, dim=2)
+                attn = torch.softmax(scale * (sc + self.rank_bias), dim=2)  # [hc, i, j, b]
                 out = gather(attn, val)  # [hc, k, n, b]
                 cats.append(out)
             if hn:
                 # count_i = sum_j q_i P k_j = q_i P (sum_j k_j): no [query, key] scores needed
-                if pad_keys is not None:
-                    key_n = key_n.masked_fill(pad_keys[None, None], 0.0)
                 ksum = key_n.cumsum(2) if self.cfg.causal else key_n.sum(2, keepdim=True)
                 num = torch.cat([num, (qp_n * ksum).sum(1)], 0)  # counts [hn, n, b]
         outs = []
