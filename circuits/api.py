@@ -46,6 +46,7 @@ class DiscoverResult:
     search_seconds: float
     paths: dict
     expected_sparsity: float | None = None
+    ground_truth: dict | None = None  # precision/recall against a compiled program's circuit
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -137,6 +138,13 @@ def discover(model: str | Target, task: str, *, target_sparsity: float = 0.95,
         meta = {"model": target.name, "task": str(task), "method": method, "run_id": run.id,
                 "ablation": ablation, "objective": objective, "seed": seed,
                 "target_sparsity": target_sparsity}
+        truth = None
+        if target.run is not None:
+            from circuits.ground_truth import load_ground_truth, score
+            true_edges = load_ground_truth(target.run)
+            if true_edges is not None:
+                names = mm.graph.edge_names()
+                truth = score({names[i] for i in keep.nonzero().flatten().tolist()}, true_edges)
         circuit = from_mask(mm.graph, keep, scores, ev.to_json(), meta)
         directory = Path(out_dir) if out_dir else store.run_dir(run.id)
         paths = write_circuit(circuit, directory, log_alpha=log_alpha)
@@ -151,7 +159,7 @@ def discover(model: str | Target, task: str, *, target_sparsity: float = 0.95,
                                 exact_match=ev.exact_match,
                                 wall_seconds=time.perf_counter() - t0,
                                 search_seconds=search_seconds, paths=paths,
-                                expected_sparsity=expected)
+                                expected_sparsity=expected, ground_truth=truth)
         store.set_summary(run.id, result.to_json())
         store.set_status(run.id, "completed")
         return result

@@ -131,13 +131,32 @@ def _ids(seq, vocab, name, number, field) -> list[int]:
 
 
 # -- in-house runs -------------------------------------------------------------------------
+def _stored_examples(run):
+    """Inputs and labels a run keeps as its ``examples`` artifact (compiled programs: the
+    program's inputs and its own outputs), with the run's vocabularies."""
+    from types import SimpleNamespace
+
+    from workbench.checkpoint import load_checkpoint
+    arts = run.store.artifacts(run.id, "examples")
+    if not arts:
+        raise UserError(f"run {run.id} keeps no examples to build pairs from")
+    tensors, _ = load_checkpoint(run.directory / arts[0].path)
+    vocab = run.vocab()
+    return tensors["x"], tensors["y"], SimpleNamespace(
+        input_vocab=list(vocab.get("input_vocab", [])),
+        output_vocab=list(vocab.get("output_vocab", [])))
+
+
 def _run_examples(target: Target):
     from training.api import load_data
     from training.config import RunConfig
     from training.datasets import IGNORE
-    enc = load_data(RunConfig.from_dict(target.run.config))
-    x = torch.cat([enc.train_x, enc.test_x])
-    y = torch.cat([enc.train_y, enc.test_y])
+    if target.run.run.kind == "train":
+        enc = load_data(RunConfig.from_dict(target.run.config))
+        x = torch.cat([enc.train_x, enc.test_x])
+        y = torch.cat([enc.train_y, enc.test_y])
+    else:
+        x, y, enc = _stored_examples(target.run)
     labelled = y != IGNORE
     last = torch.where(labelled, torch.arange(x.shape[1])[None], -1).max(1).values
     keep = last >= 0

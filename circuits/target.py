@@ -15,6 +15,10 @@ from pathlib import Path
 from workbench.errors import UserError
 
 
+# run kinds holding a model: trained, and Transformer Programs compiled to a transformer
+MODEL_KINDS = ("train", "compiled")
+
+
 @dataclass
 class Target:
     bridge: object
@@ -78,8 +82,9 @@ def load_target(ref: str, store=None, device: str | None = None) -> Target:
     except UserError:
         raise UserError(f"unknown model {ref!r}: not a model directory and no run of that id "
                         f"or name in {store.home}") from None
-    if run.run.kind != "train" or "model" not in run.config:
-        raise UserError(f"run {ref!r} is a {run.run.kind} run, not a trained model")
+    if run.run.kind not in MODEL_KINDS or "model" not in run.config:
+        raise UserError(f"run {ref!r} is a {run.run.kind} run, not a model (a trained run, or "
+                        f"a Transformer Program compiled with `workbench programs compile`)")
     bridge = run.model(device=device)
     vocab = run.vocab()
     return Target(bridge=bridge, name=run.id, kind="run",

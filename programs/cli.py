@@ -58,8 +58,20 @@ def _verify(args) -> int:
     return 0 if result.agreement == 1.0 else 1
 
 
+def _compile(args) -> int:
+    from programs.compiled_run import compile_run
+    from workbench.cli import emit
+
+    summary = compile_run(args.run, name=args.name)
+    emit(summary, args.json, f"run {summary['run_id']}: {summary['n_layers']} layers, d_model "
+                             f"{summary['d_model']}, {summary['n_heads']} heads; ground truth "
+                             f"{summary['ground_truth_edges']} edges ({summary['ground_truth']})")
+    return 0
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("programs", help="Transformer Programs: train, export, verify")
+    parser = subparsers.add_parser("programs",
+                                   help="Transformer Programs: train, export, verify, compile")
     sub = parser.add_subparsers(dest="programs_command", metavar="ACTION",
                                 parser_class=type(parser))
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
@@ -86,3 +98,9 @@ def register(subparsers) -> None:
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=_verify)
 
+    comp = sub.add_parser("compile", help="compile a program into a standard transformer run "
+                                          "(kind 'compiled') with its ground-truth circuit")
+    comp.add_argument("run")
+    comp.add_argument("--name", help="name of the new run")
+    comp.add_argument("--json", action="store_true")
+    comp.set_defaults(handler=_compile)

@@ -20,7 +20,8 @@ runtime's rank as a small penalty and ``0.5 C`` at position 0, so softmax picks 
 with weight ``1 - O(e^-40)``. MLP: one ReLU unit per (first, second) input pair whose table output
 differs from the default, ``relu(a_x + b_y - 1)``. Numerical heads/MLPs are not compiled yet.
 
-:func:`compile_program` returns the bridge and :class:`GroundTruth`: every edge of the compiled
+:func:`compile_program` returns the bridge and :class:`GroundTruth` (:func:`compile_weights`: the
+model config and weights instead of the bridge, for saving as a run): every edge of the compiled
 model's computation, ``Edge(src, dst, port, role)`` with nodes ``embed``, ``pos_embed``,
 ``attn.{layer}.{head}``, ``mlp.{layer}``, ``unembed`` and ports ``q``/``k``/``v`` (heads),
 ``in`` (MLPs, unembedding). ``role`` says why: ``match`` (the predicate / table / logit rows),
@@ -60,7 +61,15 @@ class GroundTruth:
 
 def compile_program(prog: DiscreteProgram):
     """``(bridge, GroundTruth)`` realising ``prog`` exactly (categorical programs)."""
-    from workbench.models import ModelConfig, to_bridge
+    from workbench.models import to_bridge
+
+    cfg, state, truth = compile_weights(prog)
+    return to_bridge(cfg, state), truth
+
+
+def compile_weights(prog: DiscreteProgram):
+    """``(ModelConfig, native state dict, GroundTruth)`` of the compiled transformer."""
+    from workbench.models import ModelConfig
 
     if prog.num_heads or any(m.numerical for m in prog.mlps):
         raise UserError("compile supports categorical programs only (numerical heads/MLPs not "
@@ -219,7 +228,6 @@ def compile_program(prog: DiscreteProgram):
             raise AssertionError(f"variable {names[v]} neither live nor constant")
     head[:, ones] = bias
     sd["head.weight"] = head.float()
-    bridge = to_bridge(cfg, sd)
     head_map = {h.name: (h.layer, h.index) for h in heads}
-    return bridge, GroundTruth(edges=frozenset(edges), writers=writers, blocks=blocks,
-                               heads=head_map)
+    return cfg, sd, GroundTruth(edges=frozenset(edges), writers=writers, blocks=blocks,
+                                heads=head_map)

@@ -91,18 +91,9 @@ def smallest_faithful(mm, data, scores: torch.Tensor) -> torch.Tensor:
 
 
 def graph_edge(edge) -> str:
-    """A ``GroundTruth`` edge as a :mod:`circuits.graph` edge name (one K/V group per head)."""
-    parts = edge.src.split(".")
-    src = {"embed": "tok_embed", "pos_embed": "pos_embed"}.get(edge.src) or (
-        f"a{parts[1]}.h{parts[2]}" if parts[0] == "attn" else f"m{parts[1]}")
-    if edge.dst == "unembed":
-        dst = "logits"
-    elif edge.dst.startswith("mlp."):
-        dst = f"m{edge.dst.split('.')[1]}.in"
-    else:
-        _, layer, head = edge.dst.split(".")
-        dst = f"a{layer}.h{head}.q" if edge.port == "q" else f"a{layer}.g{head}.{edge.port}"
-    return f"{src}->{dst}"
+    """A ``GroundTruth`` edge as a :mod:`circuits.graph` edge name."""
+    from circuits.ground_truth import graph_edge_name
+    return graph_edge_name(edge.__dict__)
 
 
 def pair_data(bridge):

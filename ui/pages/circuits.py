@@ -25,13 +25,14 @@ from ui.components import run_or_not_found, status_badge
 from ui.pages.circuits_parts import edge_list, graph_component, legend, search_form
 from ui.state import get_store
 from workbench.errors import UserError
+from circuits.target import MODEL_KINDS
 from workbench.jobs import job_for_run
 
 TERMINAL = ("completed", "failed", "cancelled")
 
 
 def _applies(run) -> bool:
-    return run.kind == "circuits" or (run.kind == "train" and isinstance(run.config, dict)
+    return run.kind == "circuits" or (run.kind in MODEL_KINDS and isinstance(run.config, dict)
                                       and "model" in run.config)
 
 

@@ -23,9 +23,11 @@ OBJECTIVES = ("kl", "logit-diff")
 
 
 def model_runs(store: RunStore) -> list:
-    """Completed training runs with a model (what a search can run on)."""
-    return [r for r in store.list_runs(kind="train")
-            if r.status == "completed" and isinstance(r.config, dict) and "model" in r.config]
+    """Completed runs with a model, trained or compiled from a program (what a search can run
+    on)."""
+    from circuits.target import MODEL_KINDS
+    return [r for r in store.list_runs() if r.kind in MODEL_KINDS
+            and r.status == "completed" and isinstance(r.config, dict) and "model" in r.config]
 
 
 def default_task(run) -> str:

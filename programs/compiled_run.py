@@ -1,0 +1,75 @@
+"""Save a Transformer Program compiled to a standard transformer as a model run.
+
+``workbench programs compile RUN`` turns a program run into a run of kind ``compiled``: an
+ordinary in-house model that every analysis loads like a trained one (circuit discovery, the
+model layer's ``TransformerBridge``), plus what makes it a ground-truth benchmark:
+
+- ``checkpoints/step_00000000.safetensors``: the compiled weights, with the model config and the
+  program's vocabularies in the metadata (the layout of a trained run's checkpoints);
+- ``examples.safetensors``: the program run's train and test inputs ``x [N, n_ctx]`` and the
+  program's own outputs ``y`` (``-100`` at BOS and padding), so circuit tasks explain what the
+  model computes;
+- ``ground_truth.json``: every edge of the compiled model's computation (``src``, ``dst``,
+  ``port``, ``role``; see :mod:`programs.compile`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from programs.api import load_run
+from programs.compile import compile_weights
+from programs.data import IGNORE
+from programs.discrete import run_discrete
+
+KIND = "compiled"
+GROUND_TRUTH = "ground_truth.json"
+EXAMPLES = "examples.safetensors"
+TRUTH_FORMAT = "workbench-ground-truth/1"
+
+
+def compile_run(ref: str, *, name: str | None = None, store=None) -> dict:
+    """Compile program run ``ref`` into a new ``compiled`` run; returns its summary."""
+    from workbench.checkpoint import atomic_write_json, save_checkpoint
+    from workbench.store import RunStore
+
+    store = store or RunStore()
+    loaded = load_run(ref, store)  # UserError for a missing or non-program run
+    prog = loaded.program
+    cfg, state, truth = compile_weights(prog)  # UserError for numerical programs
+    x = torch.cat([loaded.x_train, loaded.x_test])  # [N, n_ctx]
+    y = run_discrete(prog, x).predictions.clone()  # [N, n_ctx]
+    y[:, 0] = IGNORE
+    if prog.shape.pad_id is not None:
+        y[x == prog.shape.pad_id] = IGNORE
+    vocab = {"input_vocab": list(prog.shape.input_vocab),
+             "output_vocab": list(prog.shape.output_vocab)}
+    run = store.create_run(kind=KIND, task=loaded.task, name=name,
+                           config={"model": cfg.to_dict(), "task": loaded.task,
+                                   "program_run": loaded.run_id})
+    try:
+        directory = store.run_dir(run.id)
+        weights = directory / "checkpoints" / "step_00000000.safetensors"
+        save_checkpoint(weights, state, {"step": 0, "model": cfg.to_dict(), "vocab": vocab,
+                                         "task": loaded.task})
+        store.add_artifact(run.id, weights, "checkpoint", step=0)
+        save_checkpoint(directory / EXAMPLES, {"x": x, "y": y}, {"source": "program outputs"})
+        store.add_artifact(run.id, directory / EXAMPLES, "examples")
+        edges = sorted(truth.edges, key=lambda e: (e.src, e.dst, e.port, e.role))
+        atomic_write_json(directory / GROUND_TRUTH, {
+            "format": TRUTH_FORMAT, "program_run": loaded.run_id,
+            "edges": [e.__dict__ for e in edges],
+            "heads": {k: list(v) for k, v in truth.heads.items()}})
+        store.add_artifact(run.id, directory / GROUND_TRUTH, "ground-truth")
+        summary = {"run_id": run.id, "program_run": loaded.run_id, "task": loaded.task,
+                   "n_layers": cfg.n_layers, "d_model": cfg.d_model, "n_heads": cfg.n_heads,
+                   "d_mlp": cfg.d_mlp,
+                   # distinct (writer, reader, port): one edge may hold several roles
+                   "ground_truth_edges": len({(e.src, e.dst, e.port) for e in edges}),
+                   "checkpoint": str(weights), "ground_truth": str(directory / GROUND_TRUTH)}
+        store.set_summary(run.id, summary)
+        store.set_status(run.id, "completed")
+    except BaseException as exc:
+        store.set_status(run.id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    return summary
