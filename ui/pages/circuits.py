@@ -19,16 +19,16 @@ from dash import Input, Output, Patch, State, callback, dcc, html
 from flask import current_app
 
 from circuits.explore import ablate_node, circuit_runs, load_stored, node_edges, reextract
+from circuits.target import MODEL_KINDS
 from ui.circuit_figures import (SEARCH_NAMES, circuit_layout, cytoscape_elements,
                                 rows_to_search_series, search_progress)
 from ui.components import run_or_not_found, status_badge
+from ui.data import TERMINAL_RUN, poll_run
 from ui.pages.circuits_parts import edge_list, graph_component, legend, search_form
 from ui.state import get_store
 from workbench.errors import UserError
-from circuits.target import MODEL_KINDS
 from workbench.jobs import job_for_run
 
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 def _applies(run) -> bool:
@@ -105,7 +105,7 @@ def _circuit_run_layout(store, run):
     last_id = rows[-1][0] if rows else 0
     step = max([r[1] for r in rows] or [0])
     job = job_for_run(run.id, store=store)
-    finished = run.status in TERMINAL and (job is None or job.done)
+    finished = run.status in TERMINAL_RUN and (job is None or job.done)
     cfg = run.config or {}
     poll_ms = current_app.config.get("WORKBENCH_POLL_MS", 1000)
     return html.Div([
@@ -170,17 +170,11 @@ def layout(run_id: str | None = None, **query):
           prevent_initial_call=True)
 def poll(_n, state):
     store = get_store()
-    rows = store.metrics(state["run_id"], since_id=state["last_id"])
-    run = store.get_run(state["run_id"])
-    job = job_for_run(run.id, store=store)
-    if job is not None and job.done and run.status in ("created", "running"):
-        run = store.get_run(run.id)
-    state = {**state}
+    polled = poll_run(store, state["run_id"], state["last_id"], state["step"])
+    rows, run, job = polled.rows, polled.run, polled.job
+    state = {**state, "last_id": polled.last_id, "step": polled.last_step}
     figure = dash.no_update
     series = rows_to_search_series(rows)
-    if rows:
-        state["last_id"] = rows[-1][0]
-        state["step"] = max([state["step"]] + [r[1] for r in rows])
     if series:
         figure = Patch()
         for i, name in enumerate(SEARCH_NAMES):
@@ -188,7 +182,7 @@ def poll(_n, state):
                 xs, ys = series[name]
                 figure["data"][i]["x"].extend(xs)
                 figure["data"][i]["y"].extend(ys)
-    finished = run.status in TERMINAL and (job is None or job.done)
+    finished = polled.finished
     message = run.message or ""
     if job is not None and job.status == "failed" and not message:
         message = " / ".join(job.log_tail(3))
