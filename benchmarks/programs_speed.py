@@ -32,7 +32,7 @@ def setup(seed: int = 0):
 
     cfg = PAPER_PRESETS["sort"]
     data = make_task("sort").generate()
-    shape = shape_for(data, cfg.var_width)
+    shape = shape_for(data, cfg.var_width, cfg.mask_padding)
     x, y = encode(data.train, shape, data.pad_token)
     torch.manual_seed(seed)
     model = ProgramModel(cfg, shape)

@@ -43,7 +43,7 @@ class ProgramShape:
                    width=int(data["width"]), pad=data.get("pad"))
 
 
-def shape_for(data: TaskData, var_width: int | None) -> ProgramShape:
+def shape_for(data: TaskData, var_width: int | None, mask_padding: bool = True) -> ProgramShape:
     """Validate ``data`` for a program and derive its shape; bad data raises UserError."""
     if data.layout != "aligned":
         raise UserError(f"task {data.name!r} has layout {data.layout!r}; Transformer Programs "
@@ -62,7 +62,7 @@ def shape_for(data: TaskData, var_width: int | None) -> ProgramShape:
     if n_ctx > width:
         raise UserError(f"sequence length {n_ctx} is too large for var_width={width}; raise "
                         f"var_width to at least {n_ctx}")
-    pad = data.pad_token if data.pad_token in data.input_vocab else None
+    pad = data.pad_token if mask_padding and data.pad_token in data.input_vocab else None
     return ProgramShape(input_vocab=tuple(data.input_vocab), output_vocab=tuple(data.output_vocab),
                         n_ctx=n_ctx, width=width, pad=pad)
 

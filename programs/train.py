@@ -106,7 +106,7 @@ def train_program(data: TaskData, cfg: ProgramConfig,
                   on_epoch: Callable[[int, dict], bool] | None = None) -> TrainResult:
     """Train on ``data.train`` and evaluate the discrete model on train and test."""
     start = time.perf_counter()
-    shape: ProgramShape = shape_for(data, cfg.var_width)
+    shape: ProgramShape = shape_for(data, cfg.var_width, cfg.mask_padding)
     x_train, y_train = encode(data.train, shape, data.pad_token)
     x_test, y_test = encode(data.test, shape, data.pad_token)
     torch.manual_seed(cfg.seed)
