@@ -110,3 +110,12 @@ def test_cli_trains_into_a_run_the_app_created(tmp_path, monkeypatch, capsys):
     with pytest.raises(UserError, match="not a new program run"):  # a finished run is kept
         run_cli(argv + ["--run-id", run.id])
     assert store.get_run(run.id).status == "completed" and len(store.list_runs()) == 1
+
+
+def test_mask_padding_setting_decides_the_shape_pad():
+    data = fixed_reverse(length=3, vocab="abc")
+    assert shape_for(data, None).pad == "PAD"
+    assert shape_for(data, None, mask_padding=False).pad is None
+    from programs.config import preset
+    assert preset("paper", "reverse").mask_padding is False  # the length needs PAD as keys
+    assert preset("paper", "hist").mask_padding is True
