@@ -251,3 +251,26 @@ def test_train_from_the_programs_page(dash_duo, store, screenshot):
     dash_duo.wait_for_contains_text("#pg-runs-table", run.name, timeout=20)
     dash_duo.wait_for_contains_text("#pg-jobs-list", "completed", timeout=20)
     screenshot(dash_duo, "programs-train")
+
+
+def test_compile_from_the_program_page(dash_duo, store, screenshot):
+    from ui.app import create_app
+
+    categorical = train_run("reverse", preset_name="tiny",
+                            overrides={"epochs": 8, "n_num_heads": 0, "n_num_mlps": 0},
+                            task_params=TINY, store=store, name="rev-cat")
+    numerical = train_tiny(store, name="rev-num")
+    dash_duo.start_server(create_app(store.home, poll_ms=300))
+    dash_duo.driver.get(f"{dash_duo.server_url}/runs/{categorical['run_id']}/program")
+    dash_duo.wait_for_element("#pg-compile", timeout=20).click()
+    dash_duo.wait_for_contains_text("#pg-compiled", "search its circuit", timeout=60)
+    dash_duo.wait_for_contains_text("#pg-compile-feedback", "compiled", timeout=10)
+    compiled = [r for r in store.list_runs(kind="compiled")
+                if r.config["program_run"] == categorical["run_id"]]
+    assert len(compiled) == 1 and compiled[0].status == "completed"
+    screenshot(dash_duo, "programs-compiled")
+    # a program with numerical heads cannot be compiled: the job's one-line error is shown
+    dash_duo.driver.get(f"{dash_duo.server_url}/runs/{numerical['run_id']}/program")
+    dash_duo.wait_for_element("#pg-compile", timeout=20).click()
+    dash_duo.wait_for_contains_text("#pg-compile-feedback", "categorical", timeout=60)
+    assert len(store.list_runs(kind="compiled")) == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import secrets
 
-from dash import html
+from dash import dcc, html
 
 from programs.inspect import example_text
 from ui.program_figures import ROW_STYLE, Table, rows_to_history, shade_colour
@@ -147,3 +147,13 @@ def epoch_progress(store: RunStore, run, since_id: int = 0):
     losses = history.get("loss", [])
     epoch = losses[-1][0] + 1 if losses else None
     return history, last_id, epoch, (losses[-1][1] if losses else None)
+
+
+def compiled_links(store: RunStore, run) -> list:
+    """Links to the transformers compiled from program ``run`` (their circuits pages)."""
+    out = []
+    for r in store.list_runs(kind="compiled"):
+        if isinstance(r.config, dict) and r.config.get("program_run") == run.id:
+            out.append(html.Li([dcc.Link(r.name or r.id, href=f"/runs/{r.id}"), " · ",
+                                dcc.Link("search its circuit", href=f"/runs/{r.id}/circuits")]))
+    return [html.Ul(out)] if out else []

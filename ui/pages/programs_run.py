@@ -17,13 +17,14 @@ from flask import current_app
 
 from programs.inspect import ProgramTrace, tokenize, trace_program, unembedding
 from ui.components import run_or_not_found, progress_bar, status_badge
-from ui.pages.programs_parts import (dash_table, epoch_progress, example_input,
+from ui.pages.programs_parts import (compiled_links, dash_table, epoch_progress, example_input,
                                      job_for_program_run, load_program, total_epochs)
 from ui.program_figures import (PROGRESS_SERIES, code_markdown, head_figure, progress_label,
                                 step_titles, trace_table, training_figure, unembedding_table)
-from ui.state import get_store
+from ui.state import get_store, job_env
 from ui.launch import request_cancel
 from workbench.errors import UserError
+from workbench.jobs import job_status, start_job
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -132,6 +133,16 @@ def layout(run_id: str | None = None, **query):
             dcc.Graph(id="pg-curves", figure=training_figure(history),
                       config={"displaylogo": False}),
         ], open=not done, className="card", id="pg-progress-card"),
+        html.Div([
+            html.Button("Compile to a transformer", id="pg-compile", className="btn",
+                        disabled=run.status != "completed",
+                        title="a standard TransformerBridge run with this program's known "
+                              "circuit, for circuit discovery"),
+            html.Span(id="pg-compile-feedback", className="muted"),
+            html.Div(compiled_links(store, run), id="pg-compiled"),
+            dcc.Store(id="pg-compile-job"),
+            dcc.Interval(id="pg-compile-poll", interval=poll_ms, disabled=True),
+        ], className="card"),
         html.Div(_inspector(store, run) if run.status == "completed" else
                  html.Div("the program is shown here when training completes",
                           className="muted"), id="pg-body"),
@@ -146,7 +157,8 @@ def layout(run_id: str | None = None, **query):
           Output("pg-status", "children"), Output("pg-status", "className"),
           Output("pg-cancel", "disabled"), Output("pg-body", "children"),
           Output("pg-poll", "disabled"), Output("pg-poll-state", "data"),
-          Output("pg-facts", "children"), Input("pg-poll", "n_intervals"),
+          Output("pg-facts", "children"), Output("pg-compile", "disabled"),
+          Input("pg-poll", "n_intervals"),
           State("pg-poll-state", "data"),
           prevent_initial_call=True)
 def poll(_n, state):
@@ -173,7 +185,34 @@ def poll(_n, state):
             {"width": f"{100 * fraction:.1f}%"},
             "progress-inner" + (" done" if run.status == "completed" else ""), run.status,
             f"status status-{run.status}", job is None or job.done or done, body, done,
-            {**state, "last_id": last_id, "epoch": epoch, "loss": loss}, _facts(run))
+            {**state, "last_id": last_id, "epoch": epoch, "loss": loss}, _facts(run),
+            run.status != "completed")
+
+
+@callback(Output("pg-compile-feedback", "children"), Output("pg-compile-job", "data"),
+          Output("pg-compile-poll", "disabled"), Input("pg-compile", "n_clicks"),
+          State("pg-poll-state", "data"), prevent_initial_call=True)
+def compile_program(_clicks, state):
+    # compiling is quick, but it is still work outside the request: a CLI job like any other
+    job = start_job(["programs", "compile", state["run_id"], "--json"], store=get_store(),
+                    env=job_env())
+    return f" compiling (job {job.id})…", job.id, False
+
+
+@callback(Output("pg-compile-feedback", "children", allow_duplicate=True),
+          Output("pg-compiled", "children"), Output("pg-compile-poll", "disabled",
+                                                     allow_duplicate=True),
+          Input("pg-compile-poll", "n_intervals"), State("pg-compile-job", "data"),
+          State("pg-poll-state", "data"), prevent_initial_call=True)
+def compile_progress(_n, job_id, state):
+    store = get_store()
+    job = job_status(job_id, store=store)
+    if not job.done:
+        return dash.no_update, dash.no_update, False
+    links = compiled_links(store, store.get_run(state["run_id"]))
+    if job.status != "completed":
+        return " " + " / ".join(job.log_tail(2)), links, True
+    return " compiled", links, True
 
 
 @callback(Output("pg-cancel-feedback", "children"), Input("pg-cancel", "n_clicks"),
