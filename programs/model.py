@@ -13,7 +13,8 @@ by rank), subtracts a small bias proportional to the runtime rank (closest first
 takes a softmax at ``attn_scale`` (sharpened as ``1 / tau`` once the temperature falls below 1, so
 the relaxation converges to the hard rule; a fixed scale let training average over matches, which
 the argmax model cannot). With one-hot inputs and an infinite scale this is exactly the hard
-rule. Padding positions are never keys. A numerical head outputs ``sum_j S_ij`` (the count of matches, RASP selector width).
+rule. Padding positions are never keys. A numerical head outputs ``sum_j S_ij`` (the count of
+matches, RASP selector width).
 MLPs read two variables (one-hots concatenated, or two counts through triangular "tent" features
 that are one-hot on integers), one ReLU layer, ``k`` logits, Gumbel-softmaxed into a new
 categorical variable. All reads of a layer are one matmul; tensors are batch-last (see
