@@ -8,9 +8,10 @@ models) and optionally a distractor id (for the logit difference).
 Sources: a custom JSONL file (``{"clean": [...], "corrupted": [...], "answer": ...,
 "distractor": ...}``, token strings); in-house runs (induction: a fresh first half with the same
 query letter; modular arithmetic: one operand changed; any other task: another example with a
-different answer); IOI (Wang et al. 2022, ABC corruption) and Greater-Than (Hanna et al. 2023,
-"01" corruption) prompts for Hugging Face tokenizers, built piece by piece so clean and
-corrupted prompts have equal token counts.
+different answer; a compiled Transformer Program: every labelled position of the program's
+inputs, answered by the program itself); IOI (Wang et al. 2022, ABC corruption) and
+Greater-Than (Hanna et al. 2023, "01" corruption) prompts for Hugging Face tokenizers, built
+piece by piece so clean and corrupted prompts have equal token counts.
 """
 
 from __future__ import annotations
@@ -156,7 +157,11 @@ def _run_examples(target: Target):
         x = torch.cat([enc.train_x, enc.test_x])
         y = torch.cat([enc.train_y, enc.test_y])
     else:
+        # a compiled program answers at every position: one row per labelled position, so a
+        # circuit must explain all of them (its ground truth does)
         x, y, enc = _stored_examples(target.run)
+        rows, positions = (y != IGNORE).nonzero(as_tuple=True)
+        return x[rows], y[rows], positions, enc
     labelled = y != IGNORE
     last = torch.where(labelled, torch.arange(x.shape[1])[None], -1).max(1).values
     keep = last >= 0

@@ -83,3 +83,16 @@ def test_numerical_programs_are_refused_without_a_run(tmp_path, monkeypatch, cap
     code, out, err = cli(capsys, ["programs", "compile", json.loads(out)["run_id"]])
     assert code == 2 and "categorical" in err and len(err.strip().splitlines()) == 1
     assert len(RunStore().list_runs()) == before
+
+
+def test_ground_truth_example_runs(tmp_path, monkeypatch, capsys):
+    import runpy
+    from pathlib import Path
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    example = Path(__file__).resolve().parents[2] / "examples" / "program_ground_truth.py"
+    out = runpy.run_path(str(example))["main"](["--epochs", "30", "--steps", "60"])
+    truth = out["found"]["ground_truth"]
+    assert 0.0 <= truth["precision"] <= 1.0 and 0.0 <= truth["recall"] <= 1.0
+    assert truth["n_true"] == out["compiled"]["ground_truth_edges"]
+    assert "precision" in capsys.readouterr().out
