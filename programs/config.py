@@ -36,6 +36,9 @@ class ProgramConfig:
     temperature_start: float = 3.0
     temperature_end: float = 0.01
     attn_scale: float = 10.0  # sharpness of the relaxed attention (hard model: argmax)
+    # multiply attn_scale by 1/temperature once the temperature is below 1, so the relaxed
+    # attention converges to the argmax model's instead of averaging over matches
+    sharpen_attention: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:

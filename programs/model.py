@@ -10,11 +10,11 @@ Relaxation (ours; the discrete model in :mod:`programs.discrete` is the referenc
 a categorical head scores key j for query i as ``S = q P k^T`` (``P`` the row-wise Gumbel-softmaxed
 predicate), replaces the BOS column by ``0.5 + 0.5 S`` (BOS wins only when nothing else matches or
 by rank), subtracts a small bias proportional to the runtime rank (closest first, self last) and
-takes a softmax at ``attn_scale`` (sharpened as ``1 / tau`` once the temperature falls below 1, so
-the relaxation converges to the hard rule; a fixed scale let training average over matches, which
-the argmax model cannot). With one-hot inputs and an infinite scale this is exactly the hard
-rule. Padding positions are never keys. A numerical head outputs ``sum_j S_ij`` (the count of
-matches, RASP selector width).
+takes a softmax at ``attn_scale`` (with ``sharpen_attention``, times ``1 / tau`` once the
+temperature is below 1, so the relaxation converges to the hard rule; a fixed scale lets training
+average over matches, which the argmax model cannot). With one-hot inputs and an infinite scale
+this is exactly the hard rule. Padding positions are never keys. A numerical head outputs
+``sum_j S_ij`` (the count of matches, RASP selector width).
 MLPs read two variables (one-hots concatenated, or two counts through triangular "tent" features
 that are one-hot on integers), one ReLU layer, ``k`` logits, Gumbel-softmaxed into a new
 categorical variable. All reads of a layer are one matmul; tensors are batch-last (see
@@ -206,7 +206,8 @@ class ProgramModel(nn.Module):
             if hc:
                 s = pair_scores(qp_c, key_c)  # [hc, query, key, b]
                 sc = s * self.bos_scale + (1 - self.bos_scale)  # BOS: 0.5 + 0.5 match
-                scale = 1e4 if hard else self.cfg.attn_scale * max(1.0, 1.0 / tau)
+                scale = 1e4 if hard else self.cfg.attn_scale * (
+                    max(1.0, 1.0 / tau) if self.cfg.sharpen_attention else 1.0)
                 attn = torch.softmax(scale * (sc + self.rank_bias), dim=2)  # [hc, i, j, b]
                 out = gather(attn, val)  # [hc, k, n, b]
                 cats.append(out)
