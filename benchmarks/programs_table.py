@@ -26,7 +26,9 @@ PAPER_EPOCHS, PAPER_SAMPLES = 250, 20000
 
 def run_one(task: str, seed: int, epochs: int, samples: int | None) -> dict:
     from programs.config import preset
+    from programs.data import encode
     from programs.train import train_program
+    from programs.verify import verify
     from training.tasks import make_task
 
     params = {} if samples is None else {"n_samples": samples}
@@ -34,9 +36,13 @@ def run_one(task: str, seed: int, epochs: int, samples: int | None) -> dict:
     cfg = preset("paper", task).with_overrides({"epochs": epochs, "seed": seed})
     t0 = time.perf_counter()
     res = train_program(data, cfg)
+    wall = time.perf_counter() - t0
+    # the exported Python against the argmax model on every test input (must be 1.0)
+    x_test = encode(data.test, res.program.shape, data.pad_token)[0]
+    agreement = verify(res.program, x_test).agreement
     return {"task": task, "seed": seed, "epochs": res.epochs_run, "n_train": len(data.train),
             "test_acc": 100 * res.test_acc, "train_acc": 100 * res.train_acc,
-            "s_per_epoch": res.seconds_per_epoch, "wall_s": time.perf_counter() - t0}
+            "s_per_epoch": res.seconds_per_epoch, "wall_s": wall, "agreement": agreement}
 
 
 def table(rows: list[dict], epochs: int, samples: int | None) -> str:
@@ -45,15 +51,16 @@ def table(rows: list[dict], epochs: int, samples: int | None) -> str:
         reduced.append(f"{epochs} epochs (paper {PAPER_EPOCHS})")
     if samples is not None and samples < PAPER_SAMPLES:
         reduced.append(f"{samples} samples (paper {PAPER_SAMPLES})")
-    lines = ["| task | seeds: test acc % | best | paper Table 1 | s/epoch |",
-             "|---|---|---|---|---|"]
+    lines = ["| task | seeds: test acc % | best | paper Table 1 | s/epoch | program = model |",
+             "|---|---|---|---|---|---|"]
     for task in dict.fromkeys(r["task"] for r in rows):
         mine = [r for r in rows if r["task"] == task]
         seeds = ", ".join(f"{r['seed']}: {r['test_acc']:.2f}" for r in mine)
         best = max(r["test_acc"] for r in mine)
         spe = sum(r["s_per_epoch"] for r in mine) / len(mine)
+        agree = min(r["agreement"] for r in mine)
         lines.append(f"| {task} | {seeds} | {best:.2f} | {PAPER.get(task, float('nan')):.2f} "
-                     f"| {spe:.2f} |")
+                     f"| {spe:.2f} | {agree:.4f} |")
     note = ("REDUCED: " + "; ".join(reduced)) if reduced else "paper settings"
     return "\n".join(lines) + f"\n\n{note}; timings on a shared, loaded machine.\n"
 
