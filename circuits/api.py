@@ -9,7 +9,6 @@ touched; the all-ones masked forward is checked against the bridge before a sear
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,12 +102,7 @@ def discover(model: str | Target, task: str, *, target_sparsity: float = 0.95,
         run = store.create_run(kind="circuits", task=Path(str(task)).name, config=config,
                                name=name)
     else:
-        run = store.get_run(run_id)
-        if run.kind != "circuits" or run.status != "created":
-            raise UserError(f"run {run_id!r} is not a new circuits run "
-                            f"({run.kind}, {run.status})")
-        store.execute("UPDATE runs SET config=? WHERE id=?",
-                      (json.dumps(config, sort_keys=True), run.id))
+        run = store.claim_created_run(run_id, "circuits", config)
     store.set_status(run.id, "running")
     try:
         t_search = time.perf_counter()

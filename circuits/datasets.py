@@ -132,20 +132,20 @@ def _ids(seq, vocab, name, number, field) -> list[int]:
 
 
 # -- in-house runs -------------------------------------------------------------------------
-def _stored_examples(run):
+def _stored_examples(target: Target):
     """Inputs and labels a run keeps as its ``examples`` artifact (compiled programs: the
-    program's inputs and its own outputs), with the run's vocabularies."""
+    program's inputs and its own outputs), with the target's vocabularies."""
     from types import SimpleNamespace
 
     from workbench.checkpoint import load_checkpoint
+    run = target.run
     arts = run.store.artifacts(run.id, "examples")
     if not arts:
         raise UserError(f"run {run.id} keeps no examples to build pairs from")
     tensors, _ = load_checkpoint(run.directory / arts[0].path)
-    vocab = run.vocab()
-    return tensors["x"], tensors["y"], SimpleNamespace(
-        input_vocab=list(vocab.get("input_vocab", [])),
-        output_vocab=list(vocab.get("output_vocab", [])))
+    # the vocab dicts map token -> id in id order, so their keys are the vocabularies
+    return tensors["x"], tensors["y"], SimpleNamespace(input_vocab=list(target.input_vocab),
+                                                      output_vocab=list(target.output_vocab))
 
 
 def _run_examples(target: Target):
@@ -159,7 +159,7 @@ def _run_examples(target: Target):
     else:
         # a compiled program answers at every position: one row per labelled position, so a
         # circuit must explain all of them (its ground truth does)
-        x, y, enc = _stored_examples(target.run)
+        x, y, enc = _stored_examples(target)
         rows, positions = (y != IGNORE).nonzero(as_tuple=True)
         return x[rows], y[rows], positions, enc
     labelled = y != IGNORE

@@ -37,10 +37,10 @@ _ACTS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu, "swish": F.silu,
 def _opt(obj, name):
     """Tensor attribute ``name`` of a bridge component, or None where the architecture lacks it.
 
-    TransformerBridge weight properties signal a missing component in several ways depending on
-    the adapter (no attribute, a None submodule, NotImplementedError, a RuntimeError/ValueError
-    from a weight-processing hook); each means "absent" here, and a genuinely broken model is
-    still caught by :meth:`MaskedModel.verify` against the bridge's own logits."""
+    Which exception a TransformerBridge weight property raises for a component the
+    architecture does not have depends on the adapter, so every exception listed below means
+    "absent" here. A wrong guess does not pass silently: :meth:`MaskedModel.verify` compares the
+    masked forward with the bridge's own logits before any search."""
     try:
         value = getattr(obj, name)
     except (AttributeError, TypeError, NotImplementedError, RuntimeError, ValueError):

@@ -39,19 +39,6 @@ def run_config(program: dict, preset_name: str, task_params: dict | None,
             "data": data_path}
 
 
-def _created_run(store, run_id: str, config: dict):
-    """The run a job runner created for this training (kind program, not yet started)."""
-    import json
-
-    run = store.get_run(run_id)
-    if run.kind != KIND or run.status != "created":
-        raise UserError(f"run {run_id!r} is a {run.status} {run.kind} run, not a new program "
-                        f"run to train into")
-    store.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config, sort_keys=True),
-                                                           run.id))
-    return run
-
-
 def train_run(task: str, *, preset_name: str = "paper", overrides: dict | None = None,
               seed: int | None = None, data_path: str | None = None,
               task_params: dict | None = None, name: str | None = None, store=None,
@@ -72,7 +59,7 @@ def train_run(task: str, *, preset_name: str = "paper", overrides: dict | None =
     label = task if data_path is None else f"custom:{data.name}"
     config = run_config(cfg.to_dict(), preset_name, task_params, data_path)
     if run_id is not None:
-        run = _created_run(store, run_id, config)
+        run = store.claim_created_run(run_id, KIND, config)
     else:
         run = store.create_run(kind=KIND, task=label, name=name, config=config)
     store.set_status(run.id, "running")

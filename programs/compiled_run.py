@@ -30,6 +30,7 @@ TRUTH_FORMAT = "workbench-ground-truth/1"
 
 def compile_run(ref: str, *, name: str | None = None, store=None) -> dict:
     """Compile program run ``ref`` into a new ``compiled`` run; returns its summary."""
+    from training.checkpoints import weights_path
     from workbench.checkpoint import atomic_write_json, save_checkpoint
     from workbench.store import RunStore
 
@@ -49,7 +50,7 @@ def compile_run(ref: str, *, name: str | None = None, store=None) -> dict:
                                    "program_run": loaded.run_id})
     try:
         directory = store.run_dir(run.id)
-        weights = directory / "checkpoints" / "step_00000000.safetensors"
+        weights = weights_path(store, run.id, 0)  # where a trained run keeps step 0
         save_checkpoint(weights, state, {"step": 0, "model": cfg.to_dict(), "vocab": vocab,
                                          "task": loaded.task})
         store.add_artifact(run.id, weights, "checkpoint", step=0)

@@ -6,7 +6,6 @@ Everything is validated before the store is touched, so bad input leaves no run 
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import typing
 from pathlib import Path
@@ -139,8 +138,7 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
         copy = store.run_dir(run_id) / "data.jsonl"
         shutil.copyfile(config.data_path, copy)
         config = dataclasses.replace(config, data_path=str(copy))
-        store.execute("UPDATE runs SET config=? WHERE id=?",
-                      (json.dumps(config.to_dict(), sort_keys=True), run_id))
+        store.set_config(run_id, config.to_dict())
     atomic_write_json(store.run_dir(run_id) / "config.json", config.to_dict())
     atomic_write_json(store.run_dir(run_id) / "vocab.json", data_enc.vocab_json())
     broadcast_object(run_id, ctx)

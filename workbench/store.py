@@ -220,6 +220,20 @@ class RunStore:
                 conn.execute("UPDATE runs SET status=?, message=?, updated=? WHERE id=?",
                              (status, message, time.time(), run_id))
 
+    def set_config(self, run_id: str, config: dict) -> None:
+        with self._connect() as conn:
+            conn.execute("UPDATE runs SET config=?, updated=? WHERE id=?",
+                         (json.dumps(config, sort_keys=True), time.time(), run_id))
+
+    def claim_created_run(self, run_id: str, kind: str, config: dict) -> Run:
+        """Run ``run_id``, created beforehand (the app creates runs so that their jobs are linked
+        at once), with ``config`` recorded; ``UserError`` unless it is a new ``kind`` run."""
+        run = self.get_run(run_id)
+        if run.kind != kind or run.status != "created":
+            raise UserError(f"run {run_id!r} is not a new {kind} run ({run.kind}, {run.status})")
+        self.set_config(run.id, config)
+        return self.get_run(run.id)
+
     def set_summary(self, run_id: str, summary: dict) -> None:
         with self._connect() as conn:
             conn.execute("UPDATE runs SET summary=?, updated=? WHERE id=?",

@@ -38,14 +38,16 @@ def compiled(tmp_path, monkeypatch, capsys):
 
 def test_compiled_run_is_a_model_that_equals_the_program(compiled):
     from circuits.datasets import _stored_examples
+    from circuits.target import load_target
     from programs.api import load_run as load_program
     from programs.discrete import run_discrete
-    from workbench.runs import load_run
 
     program_run, summary = compiled
-    run = load_run("rev-compiled")
+    target = load_target("rev-compiled")
+    run = target.run
     assert run.run.kind == "compiled" and run.status == "completed"
-    x, y, _ = _stored_examples(run)
+    x, y, vocab = _stored_examples(target)
+    assert vocab.input_vocab == list(load_program(program_run).program.shape.input_vocab)
     with torch.no_grad():
         logits = run.model()(x, return_type="logits")  # [N, pos, d_out]
     expected = run_discrete(load_program(program_run).program, x).predictions

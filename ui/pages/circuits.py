@@ -19,21 +19,19 @@ from dash import Input, Output, Patch, State, callback, dcc, html
 from flask import current_app
 
 from circuits.explore import ablate_node, circuit_runs, load_stored, node_edges, reextract
-from circuits.target import MODEL_KINDS
 from ui.circuit_figures import (SEARCH_NAMES, circuit_layout, cytoscape_elements,
                                 rows_to_search_series, search_progress)
 from ui.components import run_or_not_found, status_badge
 from ui.data import TERMINAL_RUN, poll_run
-from ui.pages.circuits_parts import edge_list, graph_component, legend, search_form
+from ui.pages.circuits_parts import (edge_list, graph_component, holds_model, legend,
+                                     search_form)
 from ui.state import get_store
 from workbench.errors import UserError
 from workbench.jobs import job_for_run
 
 
-
 def _applies(run) -> bool:
-    return run.kind == "circuits" or (run.kind in MODEL_KINDS and isinstance(run.config, dict)
-                                      and "model" in run.config)
+    return run.kind == "circuits" or holds_model(run)
 
 
 dash.register_page(__name__, path_template="/runs/<run_id>/circuits", name="Circuits",

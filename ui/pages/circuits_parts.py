@@ -22,12 +22,15 @@ ABLATIONS = ("corrupted", "zero", "mean")
 OBJECTIVES = ("kl", "logit-diff")
 
 
-def model_runs(store: RunStore) -> list:
-    """Completed runs with a model, trained or compiled from a program (what a search can run
-    on)."""
+def holds_model(run) -> bool:
+    """A run with a model a search can run on: trained, or compiled from a program."""
     from circuits.target import MODEL_KINDS
-    return [r for r in store.list_runs() if r.kind in MODEL_KINDS
-            and r.status == "completed" and isinstance(r.config, dict) and "model" in r.config]
+    return run.kind in MODEL_KINDS and isinstance(run.config, dict) and "model" in run.config
+
+
+def model_runs(store: RunStore) -> list:
+    """Completed runs with a model (what a search can run on)."""
+    return [r for r in store.list_runs() if r.status == "completed" and holds_model(r)]
 
 
 def default_task(run) -> str:
