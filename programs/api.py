@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from programs.config import ProgramConfig, preset
+from programs.config import ProgramConfig, preset, preset_task_params
 from programs.data import ProgramShape, encode
 from programs.decompile import decompile
 from programs.discrete import DiscreteProgram
@@ -54,6 +54,8 @@ def train_run(task: str, *, preset_name: str = "paper", overrides: dict | None =
     if seed is not None:
         overrides["seed"] = seed
     cfg = preset(preset_name, task).with_overrides(overrides)
+    if data_path is None:
+        task_params = preset_task_params(preset_name, task, task_params)
     data = load_task(task, data_path, task_params or {}, cfg.seed)
     store = store or RunStore()
     label = task if data_path is None else f"custom:{data.name}"

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from programs.config import PAPER_PRESETS, PRESETS, preset
+from programs.config import PAPER_PRESETS, PRESETS, preset, preset_task_params
 from programs.decompile import analyse
 from programs.discrete import (CatHead, DiscreteProgram, NumHead, live_keys, rank_matrix,
                                run_discrete, select)
@@ -72,6 +72,7 @@ def train_request(task: str, preset_name: str, settings: dict[str, str], *,
             raise UserError(f"seed must be an integer, got {seed!r}") from None
         program["seed"] = str(seed)
     cfg = preset(preset_name, task).with_overrides(program)
+    task_params = preset_task_params(preset_name, task, task_params)
     make_task(task, **task_params)  # raises on unknown parameters and bad values
     argv = ["programs", "train", task, "--preset", preset_name]
     for key, value in settings.items():

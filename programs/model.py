@@ -8,7 +8,7 @@ Gumbel-softmaxed logits; every module writes a new variable.
 
 Relaxation (ours; the discrete model in :mod:`programs.discrete` is the reference semantics):
 a categorical head scores key j for query i as ``S = q P k^T`` (``P`` the row-wise Gumbel-softmaxed
-predicate), replaces the BOS column by ``0.5 + 0.5 S`` (BOS wins only when nothing else matches or
+predicate; with ``relative_predicate`` each row divided by its maximum), replaces the BOS column by ``0.5 + 0.5 S`` (BOS wins only when nothing else matches or
 by rank), subtracts a small bias proportional to the runtime rank (closest first, self last) and
 takes a softmax at ``attn_scale`` (with ``sharpen_attention``, times ``1 / tau`` once the
 temperature is below 1, so the relaxation converges to the hard rule; a fixed scale lets training
@@ -200,6 +200,10 @@ class ProgramModel(nn.Module):
             if pad_keys is not None:  # a padding position's key matches nothing
                 key = key * pad_keys
             pred = _gumbel(lyr.predicate, tau, hard)  # [heads, q value, k value]
+            if self.cfg.relative_predicate and not hard:
+                # the query's preferred key value scores 1: a soft predicate (all ~1/k) would
+                # otherwise lose every query to the BOS default (0.5) until it hardens
+                pred = pred / pred.amax(-1, keepdim=True)
             qp = torch.bmm(pred.transpose(1, 2), q.reshape(heads, k, n * b)).view(heads, k, n, b)
             qp_c, qp_n = qp.split([hc, hn])
             key_c, key_n = key.split([hc, hn])

@@ -117,5 +117,13 @@ def test_mask_padding_setting_decides_the_shape_pad():
     assert shape_for(data, None).pad == "PAD"
     assert shape_for(data, None, mask_padding=False).pad is None
     from programs.config import preset
-    assert preset("paper", "reverse").mask_padding is False  # the length needs PAD as keys
     assert preset("paper", "hist").mask_padding is True
+
+
+def test_paper_preset_brings_the_paper_task_setup():
+    from programs.config import preset_task_params
+    assert preset_task_params("paper", "reverse") == {"vocab_size": 5, "eos": True}
+    assert preset_task_params("paper", "reverse", {"vocab_size": "4"}) == {
+        "vocab_size": "4", "eos": True}  # explicit settings win
+    assert preset_task_params("tiny", "reverse") == {}
+    assert preset_task_params("paper", "custom-thing") == {}

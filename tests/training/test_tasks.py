@@ -385,8 +385,57 @@ def test_induction_every_example_has_a_label():
         assert all(e.input[i] in "abcdef" for i in (1, 3, 5, 7))
 
 
+# --- the paper's set-up (Transformer Programs Table 1) -------------------------------------------
+
+@pytest.mark.parametrize("name", ["reverse", "sort"])
+def test_eos_marks_the_end(name):
+    task = make_task(name, vocab_size=3, eos=True, max_len=6, n_samples=200)
+    example = task.example(("c", "a", "b"))
+    assert example.input == ("BOS", "c", "a", "b", "EOS", "PAD")
+    expected = ("b", "a", "c") if name == "reverse" else ("a", "b", "c")
+    assert example.output == (None, *expected, None, None)
+    data = task.generate()
+    assert data.input_vocab == ("BOS", "a", "b", "c", "EOS", "PAD")
+    # bodies leave room for EOS: the longest has max_len - 2 tokens, and every input has one EOS
+    assert max(sum(t in "abc" for t in e.input) for e in all_examples(data)) == 4
+    assert all(e.input.count("EOS") == 1 for e in all_examples(data))
+
+
+def test_most_freq_label_rest():
+    task = make_task("most-freq", vocab_size=3, label_rest=True, max_len=6)
+    assert task.example(("b", "a", "a", "b")).output == (None, "b", "a", "-", "-", None)
+    assert task.output_vocab() == ("a", "b", "c", "-")
+
+
+def test_induction_paper_variant():
+    task = make_task("induction", fixed_pairs=True, label_unseen=True, query_rate=0.5,
+                     n_samples=2000)
+    assert task.labels(tuple("a1b2a1c")) == ("?", None, "?", None, "1", None, "?")
+    data = task.generate()
+    assert data.output_vocab == ("0", "1", "2", "3", "?")
+    lead = [e for e in all_examples(data) if e.input[1] in "0123"]
+    assert 0.4 < len(lead) / len(all_examples(data)) < 0.6  # half start with a number
+    for e in all_examples(data):
+        body = e.input[1:]
+        start = 1 if body[0] in "0123" else 0
+        pairs = [body[i:i + 2] for i in range(start, len(body) - 1, 2)]
+        assert len({tuple(p) for p in pairs}) == len({p[0] for p in pairs})  # one number a letter
+        assert all(label is not None for t, label in zip(body, e.output[1:]) if t in "abcd")
+
+
+def test_dyck_paper_sampling():
+    data = make_task("dyck-2", sampling="paper", n_samples=1000).generate()
+    inputs = [e.input for e in all_examples(data)]
+    assert all("PAD" not in x and len(x) == 16 for x in inputs)  # always full length
+    valid = [x for x in inputs if "F" not in dyck_labels(x[1:], (("(", ")"), ("{", "}")))]
+    assert 0.3 < len(valid) / len(inputs) < 0.7  # the built half (and lucky random ones)
+
+
 @pytest.mark.parametrize("name, params, pattern", [
     ("reverse", {"vocab_size": 30}, "vocab_size must be at most 26, got 30"),
+    ("reverse", {"eos": True, "max_len": 2}, "max_len must be at least 3 with eos=true, got 2"),
+    ("induction", {"query_rate": 1.5}, "query_rate must be between 0 and 1, got 1.5"),
+    ("dyck-1", {"sampling": "x"}, "sampling must be one of mixed, paper, got 'x'"),
     ("sort", {"vocab_size": 1}, "vocab_size must be at least 2, got 1"),
     ("hist", {"max_len": 1}, "max_len must be at least 2, got 1"),
     ("most-freq", {"n_samples": -5}, "n_samples must be at least 2, got -5"),

@@ -6,6 +6,12 @@ vocabulary 8 and maximum length 8 including BOS. Layout ``aligned``: the input i
 one label per input position and ``None`` (no loss) at BOS and at padding. Tokens are the
 letters "a", "b", ... (``vocab_size`` of them, in that order); count labels are digit strings.
 
+Paper set-up: the paper's "vocabulary 8" counts the special tokens, so its tasks use 5 letters
+with an end marker (reverse, sort: ``vocab_size=5, eos=True``, input ``BOS x_1 .. x_L EOS``) or 6
+letters (hist, double-hist, most-freq: ``vocab_size=6``), and most-freq labels the positions past
+the ranked tokens with ``"-"`` (``label_rest=True``) instead of leaving them unlabelled.
+``programs.config.PAPER_TASK_PARAMS`` holds these settings.
+
 Sampling: ``n_samples`` *distinct* sequences, spread evenly over the lengths ``1 .. max_len-1``
 (a length with fewer possible sequences than its share contributes all of them and the rest is
 shared among the longer lengths); if the whole input space is smaller than ``n_samples``, every
@@ -22,18 +28,23 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from training.tasks.base import Example, Label, Task, TaskData, Token
-from training.tasks.common import (BOS, PAD, check_fraction, check_int, check_seed, letters,
-                                   shuffle_split)
+from training.tasks.common import (BOS, EOS, PAD, check_fraction, check_int, check_seed,
+                                   letters, shuffle_split)
 from training.tasks.registry import register
+from workbench.errors import UserError
 
-_RANGE_SAMPLE_MAX = 2 ** 62  # random.sample(range(N)) needs N <= sys.maxsize
+_RANGE_SAMPLE_MAX = 2 ** 62
+REST_LABEL = "-"  # most-freq with label_rest: a position past the ranked distinct tokens  # random.sample(range(N)) needs N <= sys.maxsize
 
 
-def aligned_example(body: Sequence[Token], labels: Sequence[Label], max_len: int) -> Example:
-    """``BOS + body + PAD..`` with ``None`` labels at BOS and at the padding."""
-    assert len(body) == len(labels) and len(body) < max_len, (body, labels)
-    pad = max_len - 1 - len(body)
-    return Example(input=(BOS, *body) + (PAD,) * pad, output=(None, *labels) + (None,) * pad)
+def aligned_example(body: Sequence[Token], labels: Sequence[Label], max_len: int,
+                    eos: bool = False) -> Example:
+    """``BOS + body [+ EOS] + PAD..`` with ``None`` labels at BOS, EOS and the padding."""
+    end = (EOS,) if eos else ()
+    assert len(body) == len(labels) and len(body) + len(end) < max_len, (body, labels)
+    pad = max_len - 1 - len(body) - len(end)
+    return Example(input=(BOS, *body, *end) + (PAD,) * pad,
+                   output=(None, *labels) + (None,) * (len(end) + pad))
 
 
 def length_quotas(capacities: Sequence[int], n: int) -> list[int]:
@@ -114,17 +125,22 @@ class AlignedTask(Task):
     def sample_bodies(self, rng: random.Random) -> list[tuple[Token, ...]]:
         """Up to ``n_samples`` distinct unpadded sequences (no BOS)."""
 
+    def has_eos(self) -> bool:
+        """Whether inputs end with the EOS marker (tasks with an ``eos`` parameter)."""
+        return bool(getattr(self, "eos", False))
+
     def example(self, body: Sequence[Token]) -> Example:
         """The aligned example for one unpadded sequence (no BOS)."""
-        return aligned_example(tuple(body), self.labels(body), self.max_len)
+        return aligned_example(tuple(body), self.labels(body), self.max_len, self.has_eos())
 
     def generate(self) -> TaskData:
         rng = random.Random(self.seed)
         examples = [self.example(b) for b in self.sample_bodies(rng)]
         train, test = shuffle_split(examples, self.frac_train, rng)
+        end = (EOS,) if self.has_eos() else ()
         return TaskData(name=self.name, train=train, test=test,
-                        input_vocab=(BOS, *self.tokens(), PAD), output_vocab=self.output_vocab(),
-                        layout="aligned", pad_token=PAD)
+                        input_vocab=(BOS, *self.tokens(), *end, PAD),
+                        output_vocab=self.output_vocab(), layout="aligned", pad_token=PAD)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,12 +157,25 @@ class LetterSequenceTask(AlignedTask):
         return letters(self.vocab_size)
 
     def sample_bodies(self, rng: random.Random) -> list[tuple[Token, ...]]:
-        return sample_sequences(rng, self.tokens(), range(1, self.max_len), self.n_samples)
+        longest = self.max_len - (2 if self.has_eos() else 1)
+        return sample_sequences(rng, self.tokens(), range(1, longest + 1), self.n_samples)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndMarkedTask(LetterSequenceTask):
+    """A letter task whose input may end with ``EOS`` (the paper's reverse and sort)."""
+
+    eos: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eos and self.max_len < 3:
+            raise UserError(f"max_len must be at least 3 with eos=true, got {self.max_len!r}")
 
 
 @register
 @dataclass(frozen=True, kw_only=True)
-class Reverse(LetterSequenceTask):
+class Reverse(EndMarkedTask):
     name = "reverse"
     description = "output the sequence reversed (RASP / Transformer Programs)"
 
@@ -188,7 +217,7 @@ class DoubleHist(LetterSequenceTask):
 
 @register
 @dataclass(frozen=True, kw_only=True)
-class Sort(LetterSequenceTask):
+class Sort(EndMarkedTask):
     name = "sort"
     description = "output the tokens sorted ascending (vocabulary order)"
 
@@ -205,7 +234,10 @@ class Sort(LetterSequenceTask):
 class MostFreq(LetterSequenceTask):
     name = "most-freq"
     description = ("the distinct tokens by decreasing frequency (ties: first occurrence); "
-                   "positions past the number of distinct tokens have no label")
+                   "positions past the number of distinct tokens have no label (label_rest: "
+                   "'-')")
+
+    label_rest: bool = False  # the paper labels them (with its BOS token)
 
     def labels(self, body):
         counts = Counter(body)
@@ -213,7 +245,8 @@ class MostFreq(LetterSequenceTask):
         for i, t in enumerate(body):
             first.setdefault(t, i)
         ranked = sorted(first, key=lambda t: (-counts[t], first[t]))
-        return tuple(ranked) + (None,) * (len(body) - len(ranked))
+        rest = REST_LABEL if self.label_rest else None
+        return tuple(ranked) + (rest,) * (len(body) - len(ranked))
 
     def output_vocab(self):
-        return self.tokens()
+        return self.tokens() + ((REST_LABEL,) if self.label_rest else ())

@@ -17,6 +17,7 @@ T = TypeVar("T")
 
 BOS = "BOS"
 PAD = "PAD"
+EOS = "EOS"  # end-of-sequence marker of the tasks that take ``eos=True``
 
 
 def check_int(value, label: str, *, minimum: int | None = None,

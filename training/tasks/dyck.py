@@ -16,6 +16,10 @@ bracket with a probability drawn per string from [0.4, 0.8], so both shallow str
 ``n_samples`` the task returns as many distinct sequences as it found. With the defaults the
 labels are about 60% P, 32% F, 8% T (dyck-1: only 625 balanced strings of length <= 15 exist)
 and 64% P, 21% F, 15% T (dyck-2).
+
+``sampling="paper"`` follows the Transformer Programs set-up instead: every string has
+``max_len - 1`` tokens; half are built from ``max_len // 2`` bracket pairs, each either appended
+or wrapped around what is there, cut to length; the other half are uniformly random.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
-from training.tasks.algorithmic import AlignedTask
+from training.tasks.algorithmic import AlignedTask, sample_distinct
 from training.tasks.base import Label, Token
 from training.tasks.registry import register
+from workbench.errors import UserError
 
 _MAX_MISSES = 50
+SAMPLINGS = ("mixed", "paper")
 PAIRS = {1: (("(", ")"),), 2: (("(", ")"), ("{", "}"))}
 
 
@@ -80,6 +86,13 @@ class DyckTask(AlignedTask):
     n_types: ClassVar[int] = 1
     causal = True
     max_len: int = 16
+    sampling: str = "mixed"  # or "paper" (see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLINGS:
+            raise UserError(f"sampling must be one of {', '.join(SAMPLINGS)}, got "
+                            f"{self.sampling!r}")
+        super().__post_init__()
 
     def tokens(self) -> tuple[Token, ...]:
         return tuple(t for pair in PAIRS[self.n_types] for t in pair)
@@ -102,7 +115,21 @@ class DyckTask(AlignedTask):
                 body[i] = rng.choice([t for t in self.tokens() if t != body[i]])
         return body
 
+    def _draw_paper(self, rng: random.Random) -> list[str]:
+        length = self.max_len - 1
+        if rng.random() < 0.5:
+            return [rng.choice(self.tokens()) for _ in range(length)]
+        pairs = PAIRS[self.n_types]
+        body: list[str] = []
+        for _ in range(self.max_len // 2):
+            open_, close = rng.choice(pairs)
+            body = body + [open_, close] if rng.random() < 0.5 else [open_, *body, close]
+        return body[:length]
+
     def sample_bodies(self, rng: random.Random) -> list[tuple[Token, ...]]:
+        if self.sampling == "paper":
+            return sample_distinct(rng, self._draw_paper, self.n_samples,
+                                   max_attempts=20 * self.n_samples)
         # Short lengths hold few distinct strings: a length is drawn in proportion to what it
         # can contribute and retired after _MAX_MISSES duplicates in a row, so that few draws
         # are wasted on duplicates.

@@ -17,7 +17,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 from flask import current_app
 
-from programs.config import PRESETS, preset
+from programs.config import PRESETS, preset, preset_task_params
 from programs.inspect import TASKS, parse_settings, train_request
 from ui.components import progress_bar, status_badge
 from ui.pages.programs_parts import (argv_summary, check_name_free, epoch_progress,
@@ -39,6 +39,7 @@ def _preset_text(task: str, preset_name: str) -> str:
         cfg = preset(preset_name, task).to_dict()
     except UserError as exc:
         return str(exc)
+    cfg |= {f"task.{k}": v for k, v in preset_task_params(preset_name, task).items()}
     return "  ".join(f"{k}={json.dumps(v)}" for k, v in cfg.items())
 
 
