@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=1000, help="Edge Pruning steps")
     args = parser.parse_args(argv)
 
-    # categorical heads and MLPs only: those are what the compiler realises exactly
+    # categorical heads and MLPs only: the smallest true circuit (counting heads compile too,
+    # each with its BOS sink and decoding units)
     program = train_run("reverse", preset_name="tiny",
                         overrides={"epochs": args.epochs, "n_num_heads": 0, "n_num_mlps": 0},
                         task_params={"max_len": 5, "vocab_size": 3, "n_samples": 300})

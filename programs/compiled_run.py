@@ -37,7 +37,7 @@ def compile_run(ref: str, *, name: str | None = None, store=None) -> dict:
     store = store or RunStore()
     loaded = load_run(ref, store)  # UserError for a missing or non-program run
     prog = loaded.program
-    cfg, state, truth = compile_weights(prog)  # UserError for numerical programs
+    cfg, state, truth = compile_weights(prog)
     x = torch.cat([loaded.x_train, loaded.x_test])  # [N, n_ctx]
     y = run_discrete(prog, x).predictions.clone()  # [N, n_ctx]
     y[:, 0] = IGNORE

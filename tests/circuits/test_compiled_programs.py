@@ -74,16 +74,32 @@ def test_discovery_scores_against_the_ground_truth(compiled, capsys):
     assert sparse["n_found"] < full["n_edges"] and set(sparse) >= {"precision", "recall"}
 
 
-def test_numerical_programs_are_refused_without_a_run(tmp_path, monkeypatch, capsys):
+def test_numerical_program_compiles_and_loads_as_its_program(tmp_path, monkeypatch, capsys):
+    """A program with counting heads and numerical MLPs (the paper presets' kind) compiles to
+    a run whose model reproduces the program; compiling something else is refused cleanly."""
+    from circuits.target import load_target
+    from programs.api import load_run as load_program
+    from programs.discrete import run_discrete
+
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
     argv = [a for a in TRAIN if a not in ("n_num_heads=0", "n_num_mlps=0")]
     argv = [a for i, a in enumerate(argv) if not (a == "--set" and argv[i + 1] == "--set")]
     code, out, err = cli(capsys, argv)
     assert code == 0, err
+    program_run = json.loads(out)["run_id"]
+    program = load_program(program_run)
+    assert program.program.num_heads and any(m.numerical for m in program.program.mlps)
+    code, out, err = cli(capsys, ["programs", "compile", program_run, "--name", "num", "--json"])
+    assert code == 0, err
+    model = load_target("num").run.model()
+    x = torch.cat([program.x_train, program.x_test])
+    with torch.no_grad():
+        logits = model(x, return_type="logits")
+    assert torch.equal(logits.argmax(-1), run_discrete(program.program, x).predictions)
     from workbench.store import RunStore
     before = len(RunStore().list_runs())
-    code, out, err = cli(capsys, ["programs", "compile", json.loads(out)["run_id"]])
-    assert code == 2 and "categorical" in err and len(err.strip().splitlines()) == 1
+    code, out, err = cli(capsys, ["programs", "compile", "num"])  # not a program run
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a Transformer Program" in err
     assert len(RunStore().list_runs()) == before
 
 

@@ -55,10 +55,46 @@ def test_compile_edges_are_exact_on_a_hand_checked_head():
                      ("v", writer[head.value])}
 
 
-def test_numerical_programs_are_refused():
-    prog = random_model(0, num_heads=1).discretize()
-    with pytest.raises(UserError, match="categorical"):
-        compile_program(prog)
+@pytest.mark.parametrize("seed, causal, shape", [(0, False, SHAPE), (1, True, SHAPE),
+                                                (2, False, PAD_SHAPE), (3, True, PAD_SHAPE),
+                                                (4, False, PAD_SHAPE), (5, True, PAD_SHAPE)])
+def test_compiled_numerical_program_equals_program_on_all_inputs(seed, causal, shape):
+    """Counting heads, numerical MLPs over counts, and numerical heads whose key is a computed
+    variable (its value at BOS copied by a helper head) all compile exactly."""
+    model = random_model(seed, layers=3, cat_heads=2, num_heads=2, cat_mlps=1, num_mlps=2,
+                         causal=causal, shape=shape)
+    prog = model.discretize()
+    bridge, truth = compile_program(prog)
+    x = all_inputs(SHAPE.n_ctx - 1)
+    with torch.no_grad():
+        logits = bridge(x, return_type="logits")
+    trace = run_discrete(prog, x)
+    assert torch.equal(logits.argmax(-1), trace.predictions)
+    assert (logits.double() - trace.logits).abs().max() < 1e-4  # the logits, not just argmax
+    # numerical MLPs sit one bridge layer after the counts they read
+    assert bridge.cfg.n_layers == 2 * prog.n_layers
+    for head in prog.num_heads:
+        if head.name in truth.heads:
+            layer, index = truth.heads[head.name]
+            assert layer == 2 * head.layer and index >= 2  # after the categorical heads
+            assert Edge(f"attn.{layer}.{index}", f"mlp.{layer}", "in", "match") in truth.edges
+            if head.key >= 2:
+                assert f"{head.name}@bos" in truth.heads
+    nodes = {"embed", "pos_embed", "unembed"} | {f"attn.{layer}.{h}"
+                                                   for layer, h in truth.heads.values()}
+    nodes |= {f"mlp.{layer}" for layer in range(bridge.cfg.n_layers)}
+    assert all(e.src in nodes and e.dst in nodes for e in truth.edges)
+
+
+def test_count_decoding_is_exact_for_every_count():
+    from programs.compile_numeric import count_units
+
+    n = 16
+    for c in range(n):
+        x = 1.0 / (c + 1)
+        total = sum(w * max(0.0, sum(wr * x for _, wr in reads) + bias)
+                    for reads, bias, writes in count_units(0, 1, n) for _, w in writes)
+        assert abs(total - c) < 1e-6, (c, total)
 
 
 def test_unembedding_reads_only_variables_whose_logit_rows_differ():
