@@ -26,7 +26,7 @@ from programs.discrete import (CatHead, DiscreteProgram, NumHead, live_keys, ran
 from programs.data import ProgramShape
 from workbench.errors import UserError
 
-BOS, PAD = "BOS", "PAD"
+BOS, PAD, EOS = "BOS", "PAD", "EOS"
 TASKS = tuple(PAPER_PRESETS)  # the registered tasks a program can be trained on from the app
 
 
@@ -88,7 +88,8 @@ def train_request(task: str, preset_name: str, settings: dict[str, str], *,
 def tokenize(text: str, shape: ProgramShape, *, pad: bool = True) -> list[str]:
     """Tokens of ``text`` (separated by spaces or commas) for a program of ``shape``.
 
-    ``BOS`` is prepended when the vocabulary has one and the input does not start with it; with
+    ``BOS`` is prepended when the vocabulary has one and the input does not start with it (and
+    ``EOS`` appended, likewise, when the vocabulary has an end marker the input lacks); with
     ``pad`` the input is padded with ``PAD`` to the trained length (inputs were padded in
     training). Unknown tokens raise a UserError that names them and lists the vocabulary.
     """
@@ -99,6 +100,8 @@ def tokenize(text: str, shape: ProgramShape, *, pad: bool = True) -> list[str]:
                         f"is {' '.join(vocab)}")
     if BOS in vocab and tokens[0] != BOS:
         tokens = [BOS] + tokens
+    if EOS in vocab and EOS not in tokens:  # tasks with an end marker (the paper's reverse)
+        tokens = tokens + [EOS]
     unknown = [t for t in tokens if t not in vocab]
     if unknown:
         bad = ", ".join(repr(t) for t in dict.fromkeys(unknown))
@@ -117,7 +120,7 @@ def example_text(program: DiscreteProgram, x: torch.Tensor) -> str:
     if not len(x):
         return ""
     vocab = program.shape.input_vocab
-    return " ".join(vocab[i] for i in x[0].tolist() if vocab[i] not in (BOS, PAD))
+    return " ".join(vocab[i] for i in x[0].tolist() if vocab[i] not in (BOS, PAD, EOS))
 
 
 # -- traces ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from programs.api import load_run, train_run
+from programs.data import ProgramShape
 from programs.discrete import run_discrete
 from programs.inspect import (parse_settings, tokenize, trace_program, train_request,
                               unembedding)
@@ -73,6 +74,13 @@ def test_tokenize_errors_name_the_token(trained):
         tokenize("a " * shape.n_ctx, shape)
     with pytest.raises(UserError, match="at least one"):
         tokenize("  ", shape)
+
+
+def test_tokenize_appends_the_end_marker():
+    shape = ProgramShape(input_vocab=("BOS", "a", "b", "EOS", "PAD"), output_vocab=("a", "b"),
+                         n_ctx=5, width=5)
+    assert tokenize("b a", shape) == ["BOS", "b", "a", "EOS", "PAD"]
+    assert tokenize("b EOS", shape) == ["BOS", "b", "EOS", "PAD", "PAD"]
 
 
 def test_train_request_validates_like_the_cli():
