@@ -96,6 +96,13 @@ def test_numerical_program_compiles_and_loads_as_its_program(tmp_path, monkeypat
     with torch.no_grad():
         logits = model(x, return_type="logits")
     assert torch.equal(logits.argmax(-1), run_discrete(program.program, x).predictions)
+    n_true = json.loads(out)["ground_truth_edges"]
+    code, out, err = cli(capsys, ["circuits", "discover", "--model", "num", "--task", "resample",
+                                  "--method", "eap", "--json", "--examples", "64",
+                                  "--target-sparsity", "0"])
+    assert code == 0, err
+    truth = json.loads(out)["ground_truth"]  # every true edge (counting parts too) is a graph edge
+    assert truth["n_true"] == n_true and truth["recall"] == 1.0
     from workbench.store import RunStore
     before = len(RunStore().list_runs())
     code, out, err = cli(capsys, ["programs", "compile", "num"])  # not a program run
