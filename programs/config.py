@@ -40,9 +40,9 @@ class ProgramConfig:
     # multiply attn_scale by 1/temperature once the temperature is below 1, so the relaxed
     # attention converges to the argmax model's instead of averaging over matches
     sharpen_attention: bool = True
-    # score keys by the predicate row divided by its maximum (the preferred key value scores
-    # 1), so matches beat the BOS default while predicates are soft; without it, early
-    # attention goes to BOS and the two heads of induction never find each other (78% vs 100%)
+    # categorical heads score keys by the predicate row divided by its maximum (the preferred
+    # key value scores 1), so matches beat the BOS default while predicates are soft; without
+    # it, early attention goes to BOS and induction's two heads never find each other
     relative_predicate: bool = True
     seed: int = 0
 
