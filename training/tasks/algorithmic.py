@@ -33,8 +33,8 @@ from training.tasks.common import (BOS, EOS, PAD, check_fraction, check_int, che
 from training.tasks.registry import register
 from workbench.errors import UserError
 
-_RANGE_SAMPLE_MAX = 2 ** 62
-REST_LABEL = "-"  # most-freq with label_rest: a position past the ranked distinct tokens  # random.sample(range(N)) needs N <= sys.maxsize
+_RANGE_SAMPLE_MAX = 2 ** 62  # random.sample(range(N)) needs N <= sys.maxsize
+REST_LABEL = "-"  # most-freq with label_rest: a position past the ranked distinct tokens
 
 
 def aligned_example(body: Sequence[Token], labels: Sequence[Label], max_len: int,
@@ -126,8 +126,8 @@ class AlignedTask(Task):
         """Up to ``n_samples`` distinct unpadded sequences (no BOS)."""
 
     def has_eos(self) -> bool:
-        """Whether inputs end with the EOS marker (tasks with an ``eos`` parameter)."""
-        return bool(getattr(self, "eos", False))
+        """Whether inputs end with the EOS marker (see :class:`EndMarkedTask`)."""
+        return False
 
     def example(self, body: Sequence[Token]) -> Example:
         """The aligned example for one unpadded sequence (no BOS)."""
@@ -171,6 +171,9 @@ class EndMarkedTask(LetterSequenceTask):
         super().__post_init__()
         if self.eos and self.max_len < 3:
             raise UserError(f"max_len must be at least 3 with eos=true, got {self.max_len!r}")
+
+    def has_eos(self) -> bool:
+        return self.eos
 
 
 @register

@@ -72,7 +72,6 @@ class Induction(AlignedTask):
         letter_set = set(self.letter_tokens())
         unseen = UNSEEN if self.label_unseen else None
         follower: dict[Token, Token] = {}  # letter -> number after its latest occurrence
-        seen: set[Token] = set()
         out: list[Label] = []
         for i, token in enumerate(body):
             if token not in letter_set:
@@ -80,7 +79,6 @@ class Induction(AlignedTask):
                 continue
             # a letter seen only as the last token has no follower yet: still nothing to copy
             out.append(follower.get(token, unseen))
-            seen.add(token)
             if i + 1 < len(body):
                 follower[token] = body[i + 1]
         return tuple(out)
@@ -93,7 +91,7 @@ class Induction(AlignedTask):
         for _ in range(n_pairs):
             c = rng.choice(letters_)
             body += [c, fixed[c] if fixed else rng.choice(numbers)]
-        if rng.random() >= self.query_rate:
+        if self.query_rate < 1.0 and rng.random() >= self.query_rate:  # default: stream unchanged
             return [rng.choice(numbers)] + body  # the leading-number form: no query letter
         # a query drawn from all letters may be unseen; that only has a label with label_unseen
         pool = letters_ if self.label_unseen else sorted(set(body[0::2]))
