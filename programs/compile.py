@@ -43,6 +43,7 @@ from programs.compile_numeric import (bos_match_units, copy_from_bos_head, count
                                       share_head, table_units)
 from programs.decompile import analyse
 from programs.discrete import DiscreteProgram, rank_matrix
+from training.tasks.common import BOS
 
 MATCH = 2000.0  # score per match; the rank penalty spans 0.3 * MATCH
 
@@ -114,7 +115,8 @@ def compile_weights(prog: DiscreteProgram):
         share_col[h.name] = add(h.name + ":share", 1)
         count_col[h.out] = add(prog.num_vars[h.out], 1)
         if h.key >= 2:  # a computed key: its value at position 0 is copied by a helper head
-            bos_key[h.name] = add(h.name + ":key@0", k)
+            start = add(h.name + ":key@0", k)
+            bos_key[h.name] = {c: start + c for c in an.cat_domain[h.key]}
     d_model = max(end for _, end in blocks.values())
     writers = {"tokens": "embed", "positions": "pos_embed", "ones": "embed"}
     cat_slots = max((h.index + 1 for h in prog.cat_heads), default=0)
@@ -183,22 +185,24 @@ def compile_weights(prog: DiscreteProgram):
                                                [(col(h.out, c, bos=True), 1.0)]))
             edges.add(Edge(writers[names[h.out]], node, "in", "bos"))
             edges.add(Edge("pos_embed", node, "in", "bos"))
+    # the value of tokens (BOS) and positions (0) at position 0
+    bos_values = {0: prog.shape.input_vocab.index(BOS) if BOS in prog.shape.input_vocab
+                  else None, 1: 0}
     for h in num_heads:  # the layer's MLP turns the head's 1/(c'+1) into the count c
         layer = bridge(h.layer)
         node, head_node = f"mlp.{layer}", "attn.{}.{}".format(*slot[h.name])
         units[layer] += count_units(share_col[h.name], count_col[h.out], n)
-        fixed = {0: prog.shape.input_vocab.index("BOS") if "BOS" in prog.shape.input_vocab
-                 else None, 1: 0}
         if h.name in bos_key:
-            copied = {c: bos_key[h.name] + c for c in an.cat_domain[h.key]}
-            units[layer] += bos_match_units(onehot_cols(h.query), h.predicate, count_col[h.out],
-                                            bos_key_cols=copied)
+            bos_units = bos_match_units(onehot_cols(h.query), h.predicate, count_col[h.out],
+                                        bos_key_cols=bos_key[h.name])
             edges.add(Edge("attn.{}.{}".format(*helpers[h.name]), node, "in", "bos"))
         else:
-            units[layer] += bos_match_units(onehot_cols(h.query), h.predicate, count_col[h.out],
-                                            bos_value=fixed[h.key])
-        edges.update({Edge(head_node, node, "in", "match"),
-                      Edge(writers[names[h.query]], node, "in", "bos")})
+            bos_units = bos_match_units(onehot_cols(h.query), h.predicate, count_col[h.out],
+                                        bos_value=bos_values[h.key])
+        units[layer] += bos_units
+        edges.add(Edge(head_node, node, "in", "match"))
+        if bos_units:  # the query is read only where BOS can match it
+            edges.add(Edge(writers[names[h.query]], node, "in", "bos"))
     for m in num_mlps:
         layer = bridge(m.layer, 1)
         node = f"mlp.{layer}"
@@ -232,7 +236,7 @@ def compile_weights(prog: DiscreteProgram):
     if 1 in key_vars:
         pos[0, col(1, 0, bos=True)] = 1.0
     if 0 in key_vars:  # inputs start with BOS (the aligned-task contract)
-        pos[0, col(0, prog.shape.input_vocab.index("BOS"), bos=True)] = 1.0
+        pos[0, col(0, prog.shape.input_vocab.index(BOS), bos=True)] = 1.0
     sd["tok_embed.weight"], sd["pos.weight"] = emb, pos
     ranks = rank_matrix(n).double()
     # positional score: -0.3 C rank / max rank, plus 0.5 C for key position 0 (the BOS default)
@@ -261,9 +265,8 @@ def compile_weights(prog: DiscreteProgram):
         if h.name in bos_key:
             layer, index = helpers[h.name]
             node = f"attn.{layer}.{index}"
-            copied = {c: bos_key[h.name] + c for c in an.cat_domain[h.key]}
             attn[layer].append((index * d_head, copy_from_bos_head(
-                value_cols=onehot_cols(h.key), out_cols=copied, ones_col=ones, p0_col=p0,
+                value_cols=onehot_cols(h.key), out_cols=bos_key[h.name], ones_col=ones, p0_col=p0,
                 match=MATCH, scale=scale)))
             edges.update({Edge("embed", node, "q", "bos"), Edge("pos_embed", node, "k", "bos"),
                           Edge(writers[names[h.key]], node, "v", "bos")})

@@ -24,9 +24,9 @@ from programs.decompile import analyse
 from programs.discrete import (CatHead, DiscreteProgram, NumHead, live_keys, rank_matrix,
                                run_discrete, select)
 from programs.data import ProgramShape
+from training.tasks.common import BOS, EOS, PAD
 from workbench.errors import UserError
 
-BOS, PAD, EOS = "BOS", "PAD", "EOS"
 TASKS = tuple(PAPER_PRESETS)  # the registered tasks a program can be trained on from the app
 
 
