@@ -4,17 +4,21 @@ Trains each task with its ``paper`` preset (layers / heads / MLPs of Table 1, ha
 half numerical; batch 512, Adam lr 0.05, temperature 3.0 -> 0.01; the paper's task set-up, e.g.
 5 letters + EOS for reverse) for each seed and prints the
 per-token test accuracy of the *discrete* model for every seed, the best seed (the paper reports
-the best of a small grid), and the paper's number. ``--epochs`` (default: the preset's, 250; 500
+the best of a small grid), and the paper's number. ``--grid`` trains every point of that grid
+(layers {2,3} x heads {4,8} x MLPs {2,4}) instead of the preset's architecture; ``--set`` overrides
+any setting as ``programs train --set`` does (``task.KEY=VALUE`` for the task). ``--epochs`` (default: the preset's, 250; 500
 for induction as in the paper's script) and ``--samples`` below 20000 are reductions (the table
 says so).
 
     python benchmarks/programs_table.py [--tasks sort,hist] [--seeds 0,1,2] [--epochs N]
-        [--samples 20000] [--threads 1] [--json] [--out table.md]
+        [--samples 20000] [--set KEY=VALUE ...] [--grid] [--threads 1] [--json]
+        [--out table.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -26,16 +30,19 @@ PAPER = {"reverse": 99.79, "hist": 100.0, "double-hist": 98.40, "sort": 99.83,
 PAPER_EPOCHS, PAPER_SAMPLES = 250, 20000
 
 
-def run_one(task: str, seed: int, epochs: int | None, samples: int | None) -> dict:
-    from programs.config import preset, preset_task_params
+def run_one(task: str, seed: int, epochs: int | None, samples: int | None,
+            settings: list[str] = ()) -> dict:
+    from programs.config import preset, preset_task_params, split_settings
     from programs.data import encode
     from programs.train import train_program
     from programs.verify import verify
     from training.tasks import make_task
 
-    params = preset_task_params("paper", task, {} if samples is None else {"n_samples": samples})
-    data = make_task(task, **params).generate()
-    cfg = preset("paper", task).with_overrides({"seed": seed} | (
+    overrides, task_params = split_settings(list(settings))
+    if samples is not None:
+        task_params["n_samples"] = samples
+    data = make_task(task, **preset_task_params("paper", task, task_params)).generate()
+    cfg = preset("paper", task).with_overrides(overrides | {"seed": seed} | (
         {} if epochs is None else {"epochs": epochs}))
     t0 = time.perf_counter()
     res = train_program(data, cfg)
@@ -43,9 +50,22 @@ def run_one(task: str, seed: int, epochs: int | None, samples: int | None) -> di
     # the exported Python against the argmax model on every test input (must be 1.0)
     x_test = encode(data.test, res.program.shape, data.pad_token)[0]
     agreement = verify(res.program, x_test).agreement
-    return {"task": task, "seed": seed, "epochs": res.epochs_run, "n_train": len(data.train),
+    arch = (f"{cfg.n_layers}/{cfg.n_cat_heads + cfg.n_num_heads}/"
+            f"{cfg.n_cat_mlps + cfg.n_num_mlps}")  # layers / heads / MLPs, as in Table 1
+    return {"task": task, "seed": seed, "arch": arch, "settings": list(settings),
+            "epochs": res.epochs_run,
+            "n_train": len(data.train),
             "test_acc": 100 * res.test_acc, "train_acc": 100 * res.train_acc,
             "s_per_epoch": res.seconds_per_epoch, "wall_s": wall, "agreement": agreement}
+
+
+# the paper's grid (section 5.1): layers x heads x MLPs, half categorical, half numerical
+GRID = [(layers, heads, mlps) for layers in (2, 3) for heads in (4, 8) for mlps in (2, 4)]
+
+
+def grid_settings(layers: int, heads: int, mlps: int) -> list[str]:
+    return [f"n_layers={layers}", f"n_cat_heads={heads // 2}", f"n_num_heads={heads - heads // 2}",
+            f"n_cat_mlps={mlps // 2}", f"n_num_mlps={mlps - mlps // 2}"]
 
 
 def table(rows: list[dict], epochs: int | None, samples: int | None) -> str:
@@ -58,13 +78,19 @@ def table(rows: list[dict], epochs: int | None, samples: int | None) -> str:
              "|---|---|---|---|---|---|"]
     for task in dict.fromkeys(r["task"] for r in rows):
         mine = [r for r in rows if r["task"] == task]
-        seeds = ", ".join(f"{r['seed']}: {r['test_acc']:.2f}" for r in mine)
+        several = len({r["arch"] for r in mine}) > 1
+        seeds = ", ".join(f"{r['arch'] + ' s' if several else ''}{r['seed']}: "
+                          f"{r['test_acc']:.2f}" for r in mine)
         best = max(r["test_acc"] for r in mine)
         spe = sum(r["s_per_epoch"] for r in mine) / len(mine)
         agree = min(r["agreement"] for r in mine)
         lines.append(f"| {task} | {seeds} | {best:.2f} | {PAPER.get(task, float('nan')):.2f} "
                      f"| {spe:.2f} | {agree:.4f} |")
     note = ("REDUCED: " + "; ".join(reduced)) if reduced else "paper settings"
+    extra = [s for s in (rows[0]["settings"] if rows else [])
+             if not s.startswith(("n_layers", "n_cat_", "n_num_"))]  # the grid's are in arch
+    if extra:
+        note += ", overrides " + " ".join(extra)
     return "\n".join(lines) + f"\n\n{note}; timings on a shared, loaded machine.\n"
 
 
@@ -74,6 +100,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     p.add_argument("--samples", type=int, default=None, help="sequences per task (paper 20000)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset setting (or task.KEY=VALUE), as in `programs train`")
+    p.add_argument("--grid", action="store_true",
+                   help="train every point of the paper's grid (layers {2,3} x heads {4,8} x "
+                        "MLPs {2,4}) instead of the preset's architecture")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print every run as a JSON line")
     p.add_argument("--out", default=None, help="also write the markdown table here")
@@ -84,13 +115,23 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown task(s) {unknown}; tasks: {', '.join(PAPER)}")
     seeds = [int(s) for s in args.seeds.split(",")]
+    from programs.config import preset, split_settings
+    from workbench.errors import UserError
+
+    try:  # a bad --set fails here, before hours of training
+        overrides, _ = split_settings(args.set)
+        for task in tasks:
+            preset("paper", task).with_overrides(overrides)
+    except UserError as exc:
+        p.error(str(exc))
+    archs = [grid_settings(*point) for point in GRID] if args.grid else [[]]
     rows = []
     for task in tasks:
-        for seed in seeds:
-            row = run_one(task, seed, args.epochs, args.samples)
+        for arch, seed in itertools.product(archs, seeds):
+            row = run_one(task, seed, args.epochs, args.samples, arch + args.set)
             rows.append(row)
             print(json.dumps(row) if args.json else
-                  f"{task} seed {seed}: test {row['test_acc']:.2f}% (train "
+                  f"{task} {row['arch']} seed {seed}: test {row['test_acc']:.2f}% (train "
                   f"{row['train_acc']:.2f}%), {row['s_per_epoch']:.2f} s/epoch", flush=True)
     out = table(rows, args.epochs, args.samples)
     print(out)

@@ -5,29 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from programs.config import PRESETS
-from workbench.errors import UserError
-
-
-def _pairs(items: list[str]) -> tuple[dict, dict]:
-    """``--set key=value`` items -> (program settings, task parameters ``task.key=value``)."""
-    program, task = {}, {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        if key.startswith("task."):
-            task[key[len("task."):]] = value
-        else:
-            program[key] = value
-    return program, task
+from programs.config import PRESETS, split_settings
 
 
 def _train(args) -> int:
     from programs.api import train_run
     from workbench.cli import emit
 
-    overrides, task_params = _pairs(args.set or [])
+    overrides, task_params = split_settings(args.set or [])
     summary = train_run(args.task, preset_name=args.preset, overrides=overrides, seed=args.seed,
                         data_path=args.data, task_params=task_params, name=args.name,
                         run_id=args.run_id)

@@ -21,8 +21,9 @@ with weight ``1 - O(e^-40)``. MLP: one ReLU unit per (first, second) input pair 
 differs from the default, ``relu(a_x + b_y - 1)``. Numerical heads and MLPs: see
 :mod:`programs.compile_numeric` (a head averages over BOS and its matches, the layer's MLP decodes
 the count into one column ``<num var>``; a numerical MLP is a piecewise-linear table over two
-counts). A program with live numerical MLPs compiles to two bridge layers per program layer (the
-second holds only those MLPs, after the counts are decoded); otherwise to one.
+counts; heads that sum a variable other than ``ones`` are refused). A program with live
+numerical MLPs compiles to two bridge layers per program layer (the second holds only those
+MLPs, after the counts are decoded); otherwise to one.
 
 :func:`compile_program` returns the bridge and :class:`GroundTruth` (:func:`compile_weights`: the
 model config and weights instead of the bridge, for saving as a run): every edge of the compiled
@@ -44,6 +45,7 @@ from programs.compile_numeric import (bos_match_units, copy_from_bos_head, count
 from programs.decompile import analyse
 from programs.discrete import DiscreteProgram, rank_matrix
 from training.tasks.common import BOS
+from workbench.errors import UserError
 
 MATCH = 2000.0  # score per match; the rank penalty spans 0.3 * MATCH
 
@@ -85,6 +87,10 @@ def compile_weights(prog: DiscreteProgram):
     names = prog.cat_vars
     heads = [h for h in prog.cat_heads if h.name in an.live]
     num_heads = [h for h in prog.num_heads if h.name in an.live]
+    summing = [h.name for h in num_heads if h.value != 0]
+    if summing:  # a softmax head averages; a sum of a variable is not one linear read away
+        raise UserError(f"cannot compile numerical heads that sum a variable other than ones: "
+                        f"{', '.join(summing)} (trained with num_head_values=true)")
     mlps = [m for m in prog.mlps if m.name in an.live and not m.numerical]
     num_mlps = [m for m in prog.mlps if m.name in an.live and m.numerical]
     # numerical MLPs read the counts the layer's first MLP decodes: a second bridge layer

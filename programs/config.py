@@ -44,6 +44,10 @@ class ProgramConfig:
     # key value scores 1), so matches beat the BOS default while predicates are soft; without
     # it, early attention goes to BOS and induction's two heads never find each other
     relative_predicate: bool = True
+    # numerical heads sum a numerical variable they read like any input (the paper's model;
+    # e.g. a sum of earlier counts) instead of always counting with ``ones``. Numerical MLPs
+    # then read their inputs saturated at n_ctx (their tables cover 0..n_ctx)
+    num_head_values: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -130,6 +134,20 @@ TINY = ProgramConfig(n_layers=2, n_cat_heads=2, n_num_heads=1, n_cat_mlps=1, n_n
                      d_mlp=32, epochs=30, batch_size=256)
 
 PRESETS = ("paper", "tiny")
+
+
+def split_settings(items: list[str]) -> tuple[dict, dict]:
+    """``--set key=value`` items -> (program settings, task parameters ``task.key=value``)."""
+    program, task = {}, {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        if key.startswith("task."):
+            task[key[len("task."):]] = value
+        else:
+            program[key] = value
+    return program, task
 
 
 def preset_task_params(name: str, task: str, given: dict | None = None) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from collections import Counter
 from dataclasses import dataclass
+from typing import Sequence
 
 from programs import runtime
 from programs.discrete import CatHead, DiscreteProgram, MLPTable, NumHead
@@ -28,17 +29,18 @@ class Analysis:
 
     cat_domain: tuple[tuple[int, ...], ...]  # per categorical variable: reachable value ids
     cat_labels: tuple[dict[int, object], ...]  # per categorical variable: value id -> label
-    num_domain: tuple[tuple[int, ...], ...]
+    num_domain: tuple[Sequence[int], ...]  # per numerical variable: a superset of its values
     live: frozenset[str]  # names of modules the program computes
     const_cat: frozenset[int]  # categorical variables replaced by a constant logit row
 
 
 def analyse(prog: DiscreteProgram) -> Analysis:
-    """Domains (exact: every value a variable can take on any valid input) and liveness."""
+    """Domains (categorical: exactly the values a variable can take on a valid input;
+    numerical: a superset) and liveness."""
     shape = prog.shape
     cat_dom: list[tuple[int, ...]] = [()] * len(prog.cat_vars)
     labels: list[dict[int, object]] = [{}] * len(prog.cat_vars)
-    num_dom: list[tuple[int, ...]] = [()] * len(prog.num_vars)
+    num_dom: list[Sequence[int]] = [()] * len(prog.num_vars)
     cat_dom[0] = tuple(range(len(shape.input_vocab)))
     labels[0] = dict(enumerate(shape.input_vocab))
     cat_dom[1] = tuple(range(shape.n_ctx))
@@ -49,11 +51,15 @@ def analyse(prog: DiscreteProgram) -> Analysis:
             cat_dom[module.out] = cat_dom[module.value]
             labels[module.out] = labels[module.value]
         elif isinstance(module, NumHead):
-            num_dom[module.out] = tuple(range(shape.n_ctx + 1))
+            # a sum over at most n_ctx keys of the value (a range: sums of sums grow fast)
+            num_dom[module.out] = range(shape.n_ctx * max(num_dom[module.value]) + 1)
         else:
-            dom = num_dom if module.numerical else cat_dom
             a, b = module.inputs
-            out = sorted({module.table[x][y] for x in dom[a] for y in dom[b]})
+            if module.numerical:
+                da, db = (_saturated(num_dom[i], shape.n_ctx) for i in module.inputs)
+            else:
+                da, db = cat_dom[a], cat_dom[b]
+            out = sorted({module.table[x][y] for x in da for y in db})
             cat_dom[module.out] = tuple(out)
             labels[module.out] = {i: i for i in out}
     # Liveness, backwards: a variable is needed when its logit rows differ between its values
@@ -72,6 +78,8 @@ def analyse(prog: DiscreteProgram) -> Analysis:
             need_cat.update((module.query, module.key))
             if isinstance(module, CatHead):
                 need_cat.add(module.value)
+            else:
+                need_num.add(module.value)
         elif module.numerical:
             need_num.update(module.inputs)
         else:
@@ -79,6 +87,13 @@ def analyse(prog: DiscreteProgram) -> Analysis:
     const = frozenset(v for v in range(2, len(prog.cat_vars)) if v not in need_cat)
     return Analysis(cat_domain=tuple(cat_dom), cat_labels=tuple(labels),
                     num_domain=tuple(num_dom), live=frozenset(live), const_cat=const)
+
+
+def _saturated(domain, limit: int) -> tuple[int, ...]:
+    """The values a numerical MLP reads from ``domain`` (non-negative; saturated at ``limit``)."""
+    if isinstance(domain, range):
+        return tuple(range(domain.start, min(domain.stop - 1, limit) + 1))
+    return tuple(sorted({min(x, limit) for x in domain}))
 
 
 def runtime_source() -> str:
@@ -109,7 +124,7 @@ def _predicate(name: str, head, prog: DiscreteProgram, an: Analysis) -> list[str
 
 def _lookup(name: str, mlp: MLPTable, prog: DiscreteProgram, an: Analysis) -> list[str]:
     if mlp.numerical:
-        doms = [an.num_domain[i] for i in mlp.inputs]
+        doms = [_saturated(an.num_domain[i], prog.shape.n_ctx) for i in mlp.inputs]
         labs = [{v: v for v in d} for d in doms]
     else:
         doms = [an.cat_domain[i] for i in mlp.inputs]
@@ -179,12 +194,17 @@ def decompile(prog: DiscreteProgram, *, title: str = "Transformer Program") -> s
         else:
             names = num_names if module.numerical else cat_names
             a, b = (names[i] for i in module.inputs)
+            args = [names[i] for i in module.inputs]
+            if module.numerical:  # the table stops at N_CTX; larger sums read as N_CTX
+                args = [f"saturate({names[i]}, N_CTX)"
+                        if max(an.num_domain[i]) > shape.n_ctx else names[i]
+                        for i in module.inputs]
             kind = "numerical" if module.numerical else "categorical"
             fn = f"lookup_{var}"
             out += ["", f"# layer {module.layer}, {kind} MLP {module.index}: reads {a}, {b}",
                     *_lookup(fn, module, prog, an), ""]
             body += [f"    # layer {module.layer}, {kind} MLP {module.index}",
-                     f"    {var} = {fn}({a}, {b})"]
+                     f"    {var} = {fn}({', '.join(args)})"]
     # Unembedding: same order as the discrete model (categorical variables, then numerical).
     out += ["", "# Unembedding: logits = bias + one row per (variable, value); argmax wins.",
             f"BIAS = {_row(prog.unembed_bias)}", ""]

@@ -9,7 +9,8 @@ read it, so program, model and compiled transformer share one semantics.
 
 Variables are indices: categorical ones into ``cat_vars`` (values ``0..k-1``; ``tokens`` holds
 input-vocabulary ids, ``positions`` holds the position), numerical ones into ``num_vars`` (values
-are integers: ``ones`` is 1, a numerical head's output is a count ``0..n_ctx``).
+are integers: ``ones`` is 1, a numerical head's output is the sum of its value variable over
+the matching keys -- with ``ones``, a count ``0..n_ctx``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class NumHead:
     index: int
     query: int
     key: int
-    value: int  # numerical variable index (always ``ones``)
+    value: int  # numerical variable index (``ones`` = 0: the head counts its matches)
     predicate: tuple[int, ...]
     out: int  # numerical variable index
 
@@ -52,7 +53,9 @@ class MLPTable:
     name: str
     layer: int
     index: int
-    numerical: bool  # inputs are numerical variables (values 0..n_ctx) else categorical (0..k-1)
+    # inputs are numerical variables (read saturated at n_ctx: the table is 0..n_ctx square)
+    # or categorical (0..k-1)
+    numerical: bool
     inputs: tuple[int, int]
     table: tuple[tuple[int, ...], ...]  # table[a][b] = output value
     out: int  # categorical variable index
@@ -160,6 +163,8 @@ def run_discrete(prog: DiscreteProgram, tokens: torch.Tensor) -> DiscreteTrace:
             table = torch.tensor(module.table, dtype=torch.long)
             src = num if module.numerical else cat
             a, c = src[:, :, module.inputs[0]], src[:, :, module.inputs[1]]
+            if module.numerical:  # sums of values can pass n_ctx: the table saturates there
+                a, c = a.clamp(max=prog.shape.n_ctx), c.clamp(max=prog.shape.n_ctx)
             cat[:, :, module.out] = table[a, c]
     # Summation order and precision match programs.runtime.unembed exactly (float64, in
     # variable order, categorical variables first), so argmax ties break the same way.

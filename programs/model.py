@@ -14,7 +14,8 @@ takes a softmax at ``attn_scale`` (with ``sharpen_attention``, times ``1 / tau``
 temperature is below 1, so the relaxation converges to the hard rule; a fixed scale lets training
 average over matches, which the argmax model cannot). With one-hot inputs and an infinite scale
 this is exactly the hard rule. Padding positions are never keys. A numerical head outputs
-``sum_j S_ij`` (the count of matches, RASP selector width).
+``sum_j S_ij`` (the count of matches, RASP selector width), or with ``num_head_values``
+``sum_j S_ij v_j`` over a numerical variable ``v`` it reads.
 MLPs read two variables (one-hots concatenated, or two counts through triangular "tent" features
 that are one-hot on integers), one ReLU layer, ``k`` logits, Gumbel-softmaxed into a new
 categorical variable. All reads of a layer are one matmul; tensors are batch-last (see
@@ -110,6 +111,9 @@ class ProgramLayer(nn.Module):
         self.mlp_b1 = nn.Parameter(torch.zeros(mc, d, 1))
         self.mlp_w2 = nn.Parameter(torch.randn(mc, k, d) / d ** 0.5)
         self.mlp_b2 = nn.Parameter(torch.zeros(mc, k, 1))
+        # value reads of the numerical heads (without them every head counts with ``ones``)
+        self.num_value_read = (nn.Parameter(torch.randn(hn, n_num_in) * init)
+                               if cfg.num_head_values and hn else None)
         n_num_mid = n_num_in + hn
         self.num_read = nn.Parameter(torch.randn(2 * mn, n_num_mid) * init)
         # Numerical inputs enter through triangular "tent" features centred on 0..n_ctx:
@@ -218,9 +222,13 @@ class ProgramModel(nn.Module):
                 out = gather(attn, val)  # [hc, k, n, b]
                 cats.append(out)
             if hn:
-                # count_i = sum_j q_i P k_j = q_i P (sum_j k_j): no [query, key] scores needed
+                # out_i = sum_j (q_i P k_j) v_j = q_i P (sum_j k_j v_j): no [query, key] scores
+                if lyr.num_value_read is not None:
+                    vread = _gumbel(lyr.num_value_read, tau, hard)  # [hn, v]
+                    vals = (vread @ num.view(num.shape[0], -1)).view(hn, 1, n, b)
+                    key_n = key_n * vals  # [hn, k, n, b]
                 ksum = key_n.cumsum(2) if self.cfg.causal else key_n.sum(2, keepdim=True)
-                num = torch.cat([num, (qp_n * ksum).sum(1)], 0)  # counts [hn, n, b]
+                num = torch.cat([num, (qp_n * ksum).sum(1)], 0)  # sums [hn, n, b]
         outs = []
         if lyr.mc:
             read = _interleave(_gumbel(lyr.mlp_read, tau, hard))  # [mc (first, second), v]
@@ -230,6 +238,8 @@ class ProgramModel(nn.Module):
         if lyr.mn:
             read = _interleave(_gumbel(lyr.num_read, tau, hard))  # [mn (first, second), v]
             x = (read @ num.view(num.shape[0], -1)).view(lyr.mn, 2, n * b)
+            if self.cfg.num_head_values:  # sums can pass n_ctx: the tables saturate there
+                x = x.clamp(max=float(self.shape.n_ctx))
             x = tents(x, self.centres)  # [mn, 2 (n_ctx + 1), n b]
             logits = mlp(x, lyr.num_w1, lyr.num_b1, lyr.num_w2, lyr.num_b2)  # [mn, k, n b]
             outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mn, k, n, b))
@@ -258,11 +268,13 @@ class ProgramModel(nn.Module):
                 cat_heads.append(CatHead(name=name, layer=layer, index=h, query=reads[h],
                                          key=reads[hc + hn + h], value=reads[2 * (hc + hn) + h],
                                          predicate=tuple(preds[h]), out=cat_index[name]))
+            values = ([0] * hn if lyr.num_value_read is None
+                      else lyr.num_value_read.argmax(-1).tolist())
             for h in range(hn):
                 name = f"num_attn_{layer}_{h}"
                 num_heads.append(NumHead(name=name, layer=layer, index=h,
                                          query=reads[hc + h], key=reads[2 * hc + hn + h],
-                                         value=0, predicate=tuple(preds[hc + h]),
+                                         value=values[h], predicate=tuple(preds[hc + h]),
                                          out=num_index[name]))
             mreads = lyr.mlp_read.argmax(-1).tolist()
             onehots = torch.cat([eye[pairs_cat[:, 0]], eye[pairs_cat[:, 1]]], -1)  # [k*k, 2k]

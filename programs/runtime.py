@@ -48,6 +48,11 @@ def numerical_aggregate(keys, queries, predicate, values, causal, live=None):
             for i, q in enumerate(queries)]
 
 
+def saturate(values, limit):
+    """A numerical MLP's input: values above ``limit`` read as ``limit`` (its table's edge)."""
+    return [min(v, limit) for v in values]
+
+
 def lookup(table, default, first, second):
     """An MLP as a lookup table over pairs of input values."""
     return [table.get((a, b), default) for a, b in zip(first, second)]

@@ -35,10 +35,11 @@ PAD_SHAPE = ProgramShape(input_vocab=SHAPE.input_vocab, output_vocab=SHAPE.outpu
 
 
 def random_model(seed: int, *, layers=2, cat_heads=2, num_heads=1, cat_mlps=1, num_mlps=1,
-                 causal=False, shape=SHAPE) -> ProgramModel:
+                 causal=False, shape=SHAPE, values=False) -> ProgramModel:
+    """``values``: numerical heads sum a variable they read (``num_head_values``)."""
     cfg = ProgramConfig(n_layers=layers, n_cat_heads=cat_heads, n_num_heads=num_heads,
                         n_cat_mlps=cat_mlps, n_num_mlps=num_mlps, d_mlp=8, causal=causal,
-                        seed=seed)
+                        num_head_values=values, seed=seed)
     torch.manual_seed(seed)
     model = ProgramModel(cfg, shape)
     with torch.no_grad():  # sharper logits: more varied programs than a near-uniform init

@@ -115,3 +115,11 @@ def test_unembedding_reads_only_variables_whose_logit_rows_differ():
     prog.unembed_cat[1][2, 1] += 1.0  # now position 2 changes a logit: the edge is real
     _, truth = compile_program(prog)
     assert positions_to_logits in truth.edges
+
+
+def test_heads_summing_a_variable_are_refused_clearly():
+    prog = random_model(0, layers=3, num_heads=2, num_mlps=2, values=True).discretize()
+    summing = [h.name for h in prog.num_heads if h.value != 0]
+    with pytest.raises(UserError, match="num_head_values") as err:
+        compile_program(prog)
+    assert any(name in str(err.value) for name in summing)

@@ -17,12 +17,12 @@ from programs_helpers import PAD_SHAPE, SHAPE, random_inputs, random_model
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), layers=st.integers(1, 3), cat_heads=st.integers(0, 2),
        num_heads=st.integers(0, 2), cat_mlps=st.integers(0, 2), num_mlps=st.integers(0, 2),
-       causal=st.booleans(), padded=st.booleans())
+       causal=st.booleans(), padded=st.booleans(), values=st.booleans())
 def test_program_equals_discrete_model(seed, layers, cat_heads, num_heads, cat_mlps, num_mlps,
-                                       causal, padded):
+                                       causal, padded, values):
     model = random_model(seed, layers=layers, cat_heads=cat_heads, num_heads=num_heads,
                          cat_mlps=cat_mlps, num_mlps=num_mlps, causal=causal,
-                         shape=PAD_SHAPE if padded else SHAPE)
+                         shape=PAD_SHAPE if padded else SHAPE, values=values)
     prog = model.discretize()
     result = verify(prog, random_inputs(seed))
     assert result.agreement == 1.0, result.mismatches[:1]
@@ -39,13 +39,19 @@ def test_program_on_shorter_inputs_matches_model():
 
 
 @pytest.mark.parametrize("shape", [SHAPE, PAD_SHAPE])
-def test_hard_forward_matches_discrete_model(shape):
-    model = random_model(5, layers=3, shape=shape)
+@pytest.mark.parametrize("values", [False, True])
+def test_hard_forward_matches_discrete_model(shape, values):
+    model = random_model(5, layers=3, num_heads=2, shape=shape, values=values)
     x = random_inputs(5)
     with torch.no_grad():
         logits = model(x, tau=1.0, hard=True).double()  # [batch, pos, d_out]
-    trace = run_discrete(model.discretize(), x)
-    assert torch.allclose(logits, trace.logits, atol=1e-4)
+    prog = model.discretize()
+    trace = run_discrete(prog, x)
+    assert torch.allclose(logits, trace.logits, atol=1e-4, rtol=1e-5)
+    summed = [h.value for h in prog.num_heads if h.value != 0]
+    assert bool(summed) == values  # the option makes heads sum other variables
+    if values:  # and the sums pass n_ctx, where the numerical MLPs saturate
+        assert trace.num.max() > shape.n_ctx
 
 
 def test_padding_positions_are_never_keys():
@@ -96,3 +102,13 @@ def test_unknown_token_is_rejected_by_program():
         assert "nope" in str(exc)
     else:
         raise AssertionError("unknown token accepted")
+
+
+def test_summing_heads_and_saturated_tables_export_exactly():
+    """``num_head_values``: heads sum earlier sums (past n_ctx); the numerical MLPs read them
+    saturated at n_ctx, in the model and in the exported program alike."""
+    prog = random_model(0, layers=3, num_heads=2, num_mlps=2, values=True).discretize()
+    assert any(h.value != 0 for h in prog.num_heads)
+    source = decompile(prog)
+    assert "saturate(" in source.split("def run")[-1]
+    assert verify(prog, random_inputs(0)).agreement == 1.0

@@ -59,6 +59,24 @@ def test_cli_train_export_verify(tmp_path, monkeypatch, capsys):
     assert len(eval(out)) == 4
 
 
+@pytest.mark.integration
+def test_summing_heads_train_save_and_verify(tmp_path, monkeypatch, capsys):
+    """``num_head_values``: the heads' value reads travel with the checkpoint; the stored run
+    reloads into the same program (verify = 1.0)."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    assert run_cli(["programs", "train", "hist", "--preset", "tiny", "--set", "epochs=3",
+                    "--set", "num_head_values=true", "--set", "task.n_samples=300",
+                    "--json"]) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    from programs.api import load_run
+
+    loaded = load_run(run_id)
+    assert loaded.model.cfg.num_head_values
+    assert all(lyr.num_value_read is not None for lyr in loaded.model.layers)
+    assert run_cli(["programs", "verify", run_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agreement"] == 1.0
+
+
 def test_non_functional_task_is_rejected():
     ex = [Example(input=("BOS", "a"), output=(None, "x")),
           Example(input=("BOS", "a"), output=(None, "y"))]
