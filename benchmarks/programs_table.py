@@ -45,7 +45,14 @@ def run_one(task: str, seed: int, epochs: int | None, samples: int | None,
     cfg = preset("paper", task).with_overrides(overrides | {"seed": seed} | (
         {} if epochs is None else {"epochs": epochs}))
     t0 = time.perf_counter()
-    res = train_program(data, cfg)
+
+    def progress(epoch: int, metrics: dict) -> bool:
+        if (epoch + 1) % 25 == 0:  # a run takes minutes: show it is alive (stderr)
+            print(f"  {task} seed {seed} epoch {epoch + 1}/{cfg.epochs}: loss "
+                  f"{metrics['loss']:.4f}", file=sys.stderr, flush=True)
+        return True
+
+    res = train_program(data, cfg, on_epoch=progress)
     wall = time.perf_counter() - t0
     # the exported Python against the argmax model on every test input (must be 1.0)
     x_test = encode(data.test, res.program.shape, data.pad_token)[0]

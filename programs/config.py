@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from workbench.errors import UserError
 
 
+NUM_MLP_FEATURES = ("tents", "linear")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProgramConfig:
     """Architecture and training settings of a Transformer Program (saved with every run)."""
@@ -48,6 +51,11 @@ class ProgramConfig:
     # e.g. a sum of earlier counts) instead of always counting with ``ones``. Numerical MLPs
     # then read their inputs saturated at n_ctx (their tables cover 0..n_ctx)
     num_head_values: bool = False
+    # what a numerical MLP's hidden layer sees of its two inputs: "tents" (one triangular
+    # feature per integer 0..n_ctx: any table is one step away) or "linear" (the two numbers
+    # themselves, as in the paper: comparisons like a > b take a few ReLUs and hold for
+    # pairs seen rarely in training)
+    num_mlp_features: str = "tents"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -63,6 +71,9 @@ class ProgramConfig:
             raise UserError("lr and temperatures must be positive, got "
                             f"lr={self.lr!r}, temperature {self.temperature_start!r} -> "
                             f"{self.temperature_end!r}")
+        if self.num_mlp_features not in NUM_MLP_FEATURES:
+            raise UserError(f"num_mlp_features must be one of {', '.join(NUM_MLP_FEATURES)}, "
+                            f"got {self.num_mlp_features!r}")
         if not self.one_hot_embed:
             raise UserError("one_hot_embed=false (learned categorical token embedding) is not "
                             "supported yet; use one_hot_embed=true")

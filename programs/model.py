@@ -7,17 +7,18 @@ numerical variables are scalars ``[batch, pos, n_vars]``. Initial variables: ``t
 Gumbel-softmaxed logits; every module writes a new variable.
 
 Relaxation (ours; the discrete model in :mod:`programs.discrete` is the reference semantics):
-a categorical head scores key j for query i as ``S = q P k^T`` (``P`` the row-wise Gumbel-softmaxed
-predicate; with ``relative_predicate`` each row divided by its maximum), replaces the BOS column by ``0.5 + 0.5 S`` (BOS wins only when nothing else matches or
-by rank), subtracts a small bias proportional to the runtime rank (closest first, self last) and
-takes a softmax at ``attn_scale`` (with ``sharpen_attention``, times ``1 / tau`` once the
-temperature is below 1, so the relaxation converges to the hard rule; a fixed scale lets training
-average over matches, which the argmax model cannot). With one-hot inputs and an infinite scale
-this is exactly the hard rule. Padding positions are never keys. A numerical head outputs
-``sum_j S_ij`` (the count of matches, RASP selector width), or with ``num_head_values``
-``sum_j S_ij v_j`` over a numerical variable ``v`` it reads.
-MLPs read two variables (one-hots concatenated, or two counts through triangular "tent" features
-that are one-hot on integers), one ReLU layer, ``k`` logits, Gumbel-softmaxed into a new
+a categorical head scores key j for query i as ``S = q P k^T`` (``P`` the row-wise
+Gumbel-softmaxed predicate; with ``relative_predicate`` each row divided by its maximum), replaces
+the BOS column by ``0.5 + 0.5 S`` (BOS wins only when nothing else matches or by rank), subtracts a
+small bias proportional to the runtime rank (closest first, self last) and takes a softmax at
+``attn_scale`` (with ``sharpen_attention``, times ``1 / tau`` once the temperature is below 1, so
+the relaxation converges to the hard rule; a fixed scale lets training average over matches,
+which the argmax model cannot). With one-hot inputs and an infinite scale this is exactly the hard
+rule. Padding positions are never keys. A numerical head outputs ``sum_j S_ij`` (the count of
+matches, RASP selector width), or with ``num_head_values`` ``sum_j S_ij v_j`` over a numerical
+variable ``v`` it reads. MLPs read two variables (one-hots concatenated, or two numbers through
+triangular "tent" features that are one-hot on integers -- with ``num_mlp_features="linear"``
+the two numbers themselves), one ReLU layer, ``k`` logits, Gumbel-softmaxed into a new
 categorical variable. All reads of a layer are one matmul; tensors are batch-last (see
 :mod:`programs.kernels`) because the per-sequence products are tiny.
 """
@@ -118,7 +119,7 @@ class ProgramLayer(nn.Module):
         self.num_read = nn.Parameter(torch.randn(2 * mn, n_num_mid) * init)
         # Numerical inputs enter through triangular "tent" features centred on 0..n_ctx:
         # one-hot on integer counts (so the discrete MLP is a plain table), smooth in between.
-        n_feat = 2 * (n_ctx + 1)
+        n_feat = 2 * (n_ctx + 1) if cfg.num_mlp_features == "tents" else 2
         self.num_w1 = nn.Parameter(torch.randn(mn, d, n_feat) / n_feat ** 0.5)
         self.num_b1 = nn.Parameter(torch.zeros(mn, d, 1))
         self.num_w2 = nn.Parameter(torch.randn(mn, k, d) / d ** 0.5)
@@ -240,7 +241,8 @@ class ProgramModel(nn.Module):
             x = (read @ num.view(num.shape[0], -1)).view(lyr.mn, 2, n * b)
             if self.cfg.num_head_values:  # sums can pass n_ctx: the tables saturate there
                 x = x.clamp(max=float(self.shape.n_ctx))
-            x = tents(x, self.centres)  # [mn, 2 (n_ctx + 1), n b]
+            if self.cfg.num_mlp_features == "tents":
+                x = tents(x, self.centres)  # [mn, 2 (n_ctx + 1), n b]
             logits = mlp(x, lyr.num_w1, lyr.num_b1, lyr.num_w2, lyr.num_b2)  # [mn, k, n b]
             outs.append(_gumbel_dim1(logits, tau, hard).view(lyr.mn, k, n, b))
         if outs:
@@ -288,7 +290,8 @@ class ProgramModel(nn.Module):
                                      out=cat_index[name]))
             nreads = lyr.num_read.argmax(-1).tolist()
             for m in range(lyr.mn):
-                feats = tents(pairs_num.T[None], self.centres)[0]  # [2 (n + 1), pairs]
+                feats = (tents(pairs_num.T[None], self.centres)[0]  # [2 (n + 1), pairs]
+                         if cfg.num_mlp_features == "tents" else pairs_num.T)  # [2, pairs]
                 h = torch.relu(lyr.num_w1[m] @ feats + lyr.num_b1[m])
                 table = (lyr.num_w2[m] @ h + lyr.num_b2[m]).argmax(0).view(n_ctx + 1, n_ctx + 1)
                 name = f"num_mlp_{layer}_{m}"

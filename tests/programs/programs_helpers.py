@@ -35,11 +35,12 @@ PAD_SHAPE = ProgramShape(input_vocab=SHAPE.input_vocab, output_vocab=SHAPE.outpu
 
 
 def random_model(seed: int, *, layers=2, cat_heads=2, num_heads=1, cat_mlps=1, num_mlps=1,
-                 causal=False, shape=SHAPE, values=False) -> ProgramModel:
-    """``values``: numerical heads sum a variable they read (``num_head_values``)."""
+                 causal=False, shape=SHAPE, values=False, features="tents") -> ProgramModel:
+    """``values``: numerical heads sum a variable they read (``num_head_values``);
+    ``features``: ``num_mlp_features``."""
     cfg = ProgramConfig(n_layers=layers, n_cat_heads=cat_heads, n_num_heads=num_heads,
                         n_cat_mlps=cat_mlps, n_num_mlps=num_mlps, d_mlp=8, causal=causal,
-                        num_head_values=values, seed=seed)
+                        num_head_values=values, num_mlp_features=features, seed=seed)
     torch.manual_seed(seed)
     model = ProgramModel(cfg, shape)
     with torch.no_grad():  # sharper logits: more varied programs than a near-uniform init

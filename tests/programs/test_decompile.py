@@ -17,12 +17,13 @@ from programs_helpers import PAD_SHAPE, SHAPE, random_inputs, random_model
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), layers=st.integers(1, 3), cat_heads=st.integers(0, 2),
        num_heads=st.integers(0, 2), cat_mlps=st.integers(0, 2), num_mlps=st.integers(0, 2),
-       causal=st.booleans(), padded=st.booleans(), values=st.booleans())
+       causal=st.booleans(), padded=st.booleans(), values=st.booleans(),
+       features=st.sampled_from(["tents", "linear"]))
 def test_program_equals_discrete_model(seed, layers, cat_heads, num_heads, cat_mlps, num_mlps,
-                                       causal, padded, values):
+                                       causal, padded, values, features):
     model = random_model(seed, layers=layers, cat_heads=cat_heads, num_heads=num_heads,
                          cat_mlps=cat_mlps, num_mlps=num_mlps, causal=causal,
-                         shape=PAD_SHAPE if padded else SHAPE, values=values)
+                         shape=PAD_SHAPE if padded else SHAPE, values=values, features=features)
     prog = model.discretize()
     result = verify(prog, random_inputs(seed))
     assert result.agreement == 1.0, result.mismatches[:1]
@@ -40,9 +41,11 @@ def test_program_on_shorter_inputs_matches_model():
 
 @pytest.mark.parametrize("shape", [SHAPE, PAD_SHAPE])
 @pytest.mark.parametrize("values", [False, True])
-def test_hard_forward_matches_discrete_model(shape, values):
-    model = random_model(5, layers=3, num_heads=2, shape=shape, values=values)
-    x = random_inputs(5)
+@pytest.mark.parametrize("features", ["tents", "linear"])
+def test_hard_forward_matches_discrete_model(shape, values, features):
+    model = random_model(2, layers=3, num_heads=2, num_mlps=2, shape=shape, values=values,
+                         features=features)
+    x = random_inputs(2)
     with torch.no_grad():
         logits = model(x, tau=1.0, hard=True).double()  # [batch, pos, d_out]
     prog = model.discretize()

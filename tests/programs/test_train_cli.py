@@ -109,6 +109,8 @@ def test_bad_settings_are_user_errors():
         ProgramConfig(n_layers=0)
     with pytest.raises(UserError):
         run_cli(["programs", "train", "reverse", "--set", "epochs"])
+    with pytest.raises(UserError, match="'cubic'"):
+        TINY.with_overrides({"num_mlp_features": "cubic"})
 
 
 @pytest.mark.integration
