@@ -47,6 +47,9 @@ class ProgramConfig:
     # key value scores 1), so matches beat the BOS default while predicates are soft; without
     # it, early attention goes to BOS and induction's two heads never find each other
     relative_predicate: bool = True
+    # the same for numerical (counting) heads: each match counts 1 while the predicate is
+    # still soft (off: a soft row spreads one unit over the key values)
+    relative_count_predicate: bool = False
     # numerical heads sum a numerical variable they read like any input (the paper's model;
     # e.g. a sum of earlier counts) instead of always counting with ``ones``. Numerical MLPs
     # then read their inputs saturated at n_ctx (their tables cover 0..n_ctx)
@@ -127,15 +130,16 @@ PAPER_PRESETS: dict[str, ProgramConfig] = {
 }
 
 # The task set-up behind the paper's numbers: its "vocabulary 8" counts BOS, PAD (and EOS), so
-# reverse and sort use 5 letters and an end marker, the counting tasks 6 letters; most-freq
+# reverse and sort use 5 letters and an end marker, the counting tasks 6 letters, all drawn
+# with uniform lengths and duplicates dropped (not spread evenly over lengths); most-freq
 # labels the positions past the ranked tokens; Dyck strings are full length; induction keeps
 # one number per letter and labels first occurrences. Explicit ``task.*`` settings win.
 PAPER_TASK_PARAMS: dict[str, dict] = {
-    "reverse": {"vocab_size": 5, "eos": True},
-    "sort": {"vocab_size": 5, "eos": True},
-    "hist": {"vocab_size": 6},
-    "double-hist": {"vocab_size": 6},
-    "most-freq": {"vocab_size": 6, "label_rest": True},
+    "reverse": {"vocab_size": 5, "eos": True, "sampling": "paper"},
+    "sort": {"vocab_size": 5, "eos": True, "sampling": "paper"},
+    "hist": {"vocab_size": 6, "sampling": "paper"},
+    "double-hist": {"vocab_size": 6, "sampling": "paper"},
+    "most-freq": {"vocab_size": 6, "label_rest": True, "sampling": "paper"},
     "dyck-1": {"sampling": "paper"},
     "dyck-2": {"sampling": "paper"},
     "induction": {"fixed_pairs": True, "label_unseen": True, "query_rate": 0.5},

@@ -205,12 +205,15 @@ class ProgramModel(nn.Module):
             if pad_keys is not None:  # a padding position's key matches nothing
                 key = key * pad_keys
             pred = _gumbel(lyr.predicate, tau, hard)  # [heads, q value, k value]
-            if self.cfg.relative_predicate and hc and not hard:
+            rel_c = self.cfg.relative_predicate and hc
+            rel_n = self.cfg.relative_count_predicate and hn
+            if (rel_c or rel_n) and not hard:
                 # categorical heads: the query's preferred key value scores 1, else a soft
                 # predicate (all ~1/k) loses every query to the BOS default (0.5) until it
-                # hardens. Counting heads have no default and keep the soft counts.
+                # hardens. Counting heads have no default and by default keep soft counts.
                 pc, pn = pred.split([hc, hn])
-                pred = torch.cat([pc / pc.amax(-1, keepdim=True), pn])
+                pred = torch.cat([pc / pc.amax(-1, keepdim=True) if rel_c else pc,
+                                  pn / pn.amax(-1, keepdim=True) if rel_n else pn])
             qp = torch.bmm(pred.transpose(1, 2), q.reshape(heads, k, n * b)).view(heads, k, n, b)
             qp_c, qp_n = qp.split([hc, hn])
             key_c, key_n = key.split([hc, hn])

@@ -142,8 +142,9 @@ def test_mask_padding_setting_decides_the_shape_pad():
 
 def test_paper_preset_brings_the_paper_task_setup():
     from programs.config import preset_task_params
-    assert preset_task_params("paper", "reverse") == {"vocab_size": 5, "eos": True}
+    assert preset_task_params("paper", "reverse") == {"vocab_size": 5, "eos": True,
+                                                      "sampling": "paper"}
     assert preset_task_params("paper", "reverse", {"vocab_size": "4"}) == {
-        "vocab_size": "4", "eos": True}  # explicit settings win
+        "vocab_size": "4", "eos": True, "sampling": "paper"}  # explicit settings win
     assert preset_task_params("tiny", "reverse") == {}
     assert preset_task_params("paper", "custom-thing") == {}

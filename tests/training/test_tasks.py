@@ -431,7 +431,27 @@ def test_dyck_paper_sampling():
     assert 0.3 < len(valid) / len(inputs) < 0.7  # the built half (and lucky random ones)
 
 
+def test_letter_paper_sampling():
+    """The original's generator: uniform lengths, duplicates dropped, at most 5 n draws. With 5
+    letters up to length 6 it finds ~14.1k distinct sequences (the original: 14,124), every
+    short one but only ~2/3 of the longest; "even" sampling takes every sequence instead."""
+    from collections import Counter
+
+    paper = make_task("reverse", vocab_size=5, eos=True, sampling="paper").generate()
+    inputs = [e.input for e in all_examples(paper)]
+    assert len(set(inputs)) == len(inputs)
+    assert 13800 < len(inputs) < 14500
+    lengths = Counter(sum(t in "abcde" for t in x) for x in inputs)
+    assert [lengths[n] for n in range(1, 5)] == [5, 25, 125, 625]
+    assert 0.6 < lengths[6] / 5 ** 6 < 0.75
+    even = make_task("reverse", vocab_size=5, eos=True).generate()
+    assert len(all_examples(even)) == sum(5 ** n for n in range(1, 7))  # 19,530: all of them
+    small = make_task("hist", vocab_size=6, sampling="paper", n_samples=500).generate()
+    assert len(all_examples(small)) == 500  # found before the draws run out
+
+
 @pytest.mark.parametrize("name, params, pattern", [
+    ("reverse", {"sampling": "odd"}, "sampling must be one of even, paper, got 'odd'"),
     ("reverse", {"vocab_size": 30}, "vocab_size must be at most 26, got 30"),
     ("reverse", {"eos": True, "max_len": 2}, "max_len must be at least 3 with eos=true, got 2"),
     ("induction", {"query_rate": 1.5}, "query_rate must be between 0 and 1, got 1.5"),
