@@ -4,7 +4,8 @@ The paper's sort settings (3 layers, 4 categorical + 4 numerical heads, 2 + 2 ML
 Adam lr 0.05, temperature 3.0 -> 0.01, seed 0) on the paper's sort task (5 letters + EOS, so
 variables are 8 wide as in the original's ``d_var 8``). An epoch is the original's: its sort
 data is 20,000 draws of which 14,124 are distinct, split 81/9/10 into 11,439 training
-sequences (23 steps of 512; its logs), so the timed epochs use the first 11,439 of ours. The
+sequences (23 steps of 512; its logs). Ours, drawn the same way, has 11,346 training sequences
+(also 23 steps of 512); the timed epochs use them (at most the original's 11,439). The
 original implementation takes ~4 s per epoch on this machine when it is otherwise idle
 (~17 minutes for 250 epochs). Prints our seconds per epoch (median over timed
 epochs, after one warm-up epoch), the speed-up over 4 s, and optionally a per-op profile of one
