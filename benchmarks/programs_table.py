@@ -5,10 +5,10 @@ half numerical; batch 512, Adam lr 0.05, temperature 3.0 -> 0.01; the paper's ta
 5 letters + EOS for reverse) for each seed and prints the
 per-token test accuracy of the *discrete* model for every seed, the best seed (the paper reports
 the best of a small grid), and the paper's number. ``--grid`` trains every point of that grid
-(layers {2,3} x heads {4,8} x MLPs {2,4}) instead of the preset's architecture; ``--set`` overrides
-any setting as ``programs train --set`` does (``task.KEY=VALUE`` for the task). ``--epochs`` (default: the preset's, 250; 500
-for induction as in the paper's script) and ``--samples`` below 20000 are reductions (the table
-says so).
+(layers {2,3} x heads {4,8} x MLPs {2,4}) instead of the preset's architecture; ``--set``
+overrides any setting as ``programs train --set`` does (``task.KEY=VALUE`` for the task).
+``--epochs`` (default: the preset's, 250; 500 for induction as in the paper's script) and
+``--samples`` below 20000 are reductions (the table says so).
 
     python benchmarks/programs_table.py [--tasks sort,hist] [--seeds 0,1,2] [--epochs N]
         [--samples 20000] [--set KEY=VALUE ...] [--grid] [--threads 1] [--json]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from training.tasks.common import check_choice
 from workbench.errors import UserError
 
 
@@ -74,9 +75,7 @@ class ProgramConfig:
             raise UserError("lr and temperatures must be positive, got "
                             f"lr={self.lr!r}, temperature {self.temperature_start!r} -> "
                             f"{self.temperature_end!r}")
-        if self.num_mlp_features not in NUM_MLP_FEATURES:
-            raise UserError(f"num_mlp_features must be one of {', '.join(NUM_MLP_FEATURES)}, "
-                            f"got {self.num_mlp_features!r}")
+        check_choice(self.num_mlp_features, "num_mlp_features", NUM_MLP_FEATURES)
         if not self.one_hot_embed:
             raise UserError("one_hot_embed=false (learned categorical token embedding) is not "
                             "supported yet; use one_hot_embed=true")

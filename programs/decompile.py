@@ -194,11 +194,10 @@ def decompile(prog: DiscreteProgram, *, title: str = "Transformer Program") -> s
         else:
             names = num_names if module.numerical else cat_names
             a, b = (names[i] for i in module.inputs)
-            args = [names[i] for i in module.inputs]
-            if module.numerical:  # the table stops at N_CTX; larger sums read as N_CTX
-                args = [f"saturate({names[i]}, N_CTX)"
-                        if max(an.num_domain[i]) > shape.n_ctx else names[i]
-                        for i in module.inputs]
+            # the numerical tables stop at N_CTX; larger sums read as N_CTX
+            args = [f"saturate({names[i]}, N_CTX)"
+                    if module.numerical and max(an.num_domain[i]) > shape.n_ctx else names[i]
+                    for i in module.inputs]
             kind = "numerical" if module.numerical else "categorical"
             fn = f"lookup_{var}"
             out += ["", f"# layer {module.layer}, {kind} MLP {module.index}: reads {a}, {b}",

@@ -18,8 +18,9 @@ of them and the rest is shared among the longer lengths); if the whole input spa
 than ``n_samples``, every sequence is used. ``sampling="paper"`` is the original's generator:
 draws with a uniform length and uniform letters, duplicates dropped, until ``n_samples`` distinct
 sequences are found or ``5 n_samples`` draws are spent (the paper's reverse and sort: 14,124
-distinct sequences, ~72% of them of the longest length, where "even" gives every sequence). The paper splits 16k/2k/2k into train/validation/test; TaskData has no
-validation split, so the validation part is folded into test (``frac_train = 0.8``: 16k/4k).
+distinct sequences, ~72% of them of the longest length, where "even" gives every sequence).
+The paper splits 16k/2k/2k into train/validation/test; TaskData has no validation split, so the
+validation part is folded into test (``frac_train = 0.8``: 16k/4k).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from training.tasks.base import Example, Label, Task, TaskData, Token
-from training.tasks.common import (BOS, EOS, PAD, check_fraction, check_int, check_seed,
-                                   letters, shuffle_split)
+from training.tasks.common import (BOS, EOS, PAD, check_choice, check_fraction, check_int,
+                                   check_seed, letters, shuffle_split)
 from training.tasks.registry import register
 from workbench.errors import UserError
 
@@ -156,9 +157,7 @@ class LetterSequenceTask(AlignedTask):
 
     def __post_init__(self) -> None:
         check_int(self.vocab_size, "vocab_size", minimum=2, maximum=26)
-        if self.sampling not in LETTER_SAMPLINGS:
-            raise UserError(f"sampling must be one of {', '.join(LETTER_SAMPLINGS)}, got "
-                            f"{self.sampling!r}")
+        check_choice(self.sampling, "sampling", LETTER_SAMPLINGS)
         super().__post_init__()
 
     def tokens(self) -> tuple[Token, ...]:

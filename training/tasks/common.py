@@ -34,6 +34,13 @@ def check_int(value, label: str, *, minimum: int | None = None,
     return value
 
 
+def check_choice(value, label: str, choices) -> str:
+    """``value`` if it is one of ``choices``, else a UserError naming it and the choices."""
+    if value not in choices:
+        raise UserError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def check_fraction(value, label: str) -> float:
     """``value`` strictly between 0 and 1, else a UserError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

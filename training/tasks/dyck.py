@@ -30,8 +30,8 @@ from typing import ClassVar, Sequence
 
 from training.tasks.algorithmic import AlignedTask, sample_distinct
 from training.tasks.base import Label, Token
+from training.tasks.common import check_choice
 from training.tasks.registry import register
-from workbench.errors import UserError
 
 _MAX_MISSES = 50
 SAMPLINGS = ("mixed", "paper")
@@ -89,9 +89,7 @@ class DyckTask(AlignedTask):
     sampling: str = "mixed"  # or "paper" (see the module docstring)
 
     def __post_init__(self) -> None:
-        if self.sampling not in SAMPLINGS:
-            raise UserError(f"sampling must be one of {', '.join(SAMPLINGS)}, got "
-                            f"{self.sampling!r}")
+        check_choice(self.sampling, "sampling", SAMPLINGS)
         super().__post_init__()
 
     def tokens(self) -> tuple[Token, ...]:
