@@ -16,6 +16,7 @@ from workbench.errors import UserError
 
 
 NUM_MLP_FEATURES = ("tents", "linear")
+LOSS_MEANS = ("token", "sequence")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +61,10 @@ class ProgramConfig:
     # themselves, as in the paper: comparisons like a > b take a few ReLUs and hold for
     # pairs seen rarely in training)
     num_mlp_features: str = "tents"
+    # how the cross-entropy averages: "token" (every labelled token weighs the same) or
+    # "sequence" (the original code's: the mean over each sequence's labelled tokens, then
+    # over sequences -- a token of a short sequence weighs more)
+    loss_mean: str = "token"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -76,6 +81,7 @@ class ProgramConfig:
                             f"lr={self.lr!r}, temperature {self.temperature_start!r} -> "
                             f"{self.temperature_end!r}")
         check_choice(self.num_mlp_features, "num_mlp_features", NUM_MLP_FEATURES)
+        check_choice(self.loss_mean, "loss_mean", LOSS_MEANS)
         if not self.one_hot_embed:
             raise UserError("one_hot_embed=false (learned categorical token embedding) is not "
                             "supported yet; use one_hot_embed=true")

@@ -1,6 +1,7 @@
-"""Training loop of a Transformer Program: Adam at a constant rate, per-token cross-entropy at
-labelled positions, Gumbel temperature annealed geometrically per step, evaluation of the
-*discrete* model (Friedman et al., 2023, section 4).
+"""Training loop of a Transformer Program: Adam at a constant rate, cross-entropy at labelled
+positions (averaged per token, or per sequence as in the original code), Gumbel temperature
+annealed geometrically per step, evaluation of the *discrete* model (Friedman et al., 2023,
+section 4).
 
 The loop reports through an optional ``on_epoch(epoch, metrics) -> bool`` callback (return
 ``False`` to stop), so the run store / job system wires in without this module importing it.
@@ -84,16 +85,32 @@ def make_optimizer(model: torch.nn.Module, cfg: ProgramConfig) -> torch.optim.Op
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
 
 
+def sequence_weights(y: torch.Tensor) -> torch.Tensor:
+    """Per-token loss weights ``[pos * batch]`` (batch innermost) for ``loss_mean="sequence"``:
+    each labelled token weighs 1 / (its sequence's labelled tokens x labelled sequences)."""
+    labelled = (y != IGNORE).float()  # [batch, pos]
+    per_seq = labelled.sum(1, keepdim=True)  # [batch, 1]
+    n_seqs = (per_seq > 0).sum().clamp(min=1)
+    return (labelled / per_seq.clamp(min=1) / n_seqs).T.reshape(-1)
+
+
 def make_step(model: ProgramModel, opt: torch.optim.Optimizer):
     """One optimisation step ``step(x, y, tau) -> loss tensor`` (shared with the benchmark)."""
     keep_freed_memory()
+    per_sequence = model.cfg.loss_mean == "sequence"
 
     def step(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
         logits = model.forward_flat(x, tau)
         # logits: [d_out, pos * batch] (batch innermost), labels in the same order. As one
         # [1, d_out, N] "image" the softmax runs along contiguous memory and the gradient
         # reaches the unembedding matmuls contiguous: ~5x faster loss than on logits.T
-        loss = F.cross_entropy(logits[None], y.T.reshape(1, -1), ignore_index=IGNORE)
+        labels = y.T.reshape(1, -1)
+        if per_sequence:
+            losses = F.cross_entropy(logits[None], labels, ignore_index=IGNORE,
+                                     reduction="none")  # [1, pos * batch], 0 where unlabelled
+            loss = losses[0] @ sequence_weights(y)
+        else:
+            loss = F.cross_entropy(logits[None], labels, ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
