@@ -17,6 +17,7 @@ from workbench.errors import UserError
 
 NUM_MLP_FEATURES = ("tents", "linear")
 LOSS_MEANS = ("token", "sequence")
+ATTENTION_RELAXATIONS = ("scaled", "gumbel_log")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +46,11 @@ class ProgramConfig:
     # multiply attn_scale by 1/temperature once the temperature is below 1, so the relaxed
     # attention converges to the argmax model's instead of averaging over matches
     sharpen_attention: bool = True
+    # how a categorical head's relaxed attention turns match scores into weights: "scaled"
+    # (softmax at ``attn_scale``, above) or "gumbel_log" (the original code's: a
+    # Gumbel-softmax at the annealed temperature over log scores / sqrt(k) plus a rank bias
+    # -- nearly uniform over the keys while hot, so every predicate row gets a gradient)
+    attention_relaxation: str = "scaled"
     # categorical heads score keys by the predicate row divided by its maximum (the preferred
     # key value scores 1), so matches beat the BOS default while predicates are soft; without
     # it, early attention goes to BOS and induction's two heads never find each other
@@ -82,6 +88,7 @@ class ProgramConfig:
                             f"{self.temperature_end!r}")
         check_choice(self.num_mlp_features, "num_mlp_features", NUM_MLP_FEATURES)
         check_choice(self.loss_mean, "loss_mean", LOSS_MEANS)
+        check_choice(self.attention_relaxation, "attention_relaxation", ATTENTION_RELAXATIONS)
         if not self.one_hot_embed:
             raise UserError("one_hot_embed=false (learned categorical token embedding) is not "
                             "supported yet; use one_hot_embed=true")

@@ -220,9 +220,17 @@ class ProgramModel(nn.Module):
             if hc:
                 s = pair_scores(qp_c, key_c)  # [hc, query, key, b]
                 sc = s * self.bos_scale + (1 - self.bos_scale)  # BOS: 0.5 + 0.5 match
-                scale = 1e4 if hard else self.cfg.attn_scale * (
-                    max(1.0, 1.0 / tau) if self.cfg.sharpen_attention else 1.0)
-                attn = torch.softmax(scale * (sc + self.rank_bias), dim=2)  # [hc, i, j, b]
+                if self.cfg.attention_relaxation == "gumbel_log" and not hard:
+                    # log scores: a match outscores a partial one by the ratio of their
+                    # scores, whatever the scale. The rank bias spans 0.5 < log 2, so without
+                    # noise the limit is the hard rule (any match beats BOS's 0.5)
+                    rank = self.rank_bias * (0.5 / RANK_WEIGHT)
+                    logits = (sc.clamp_min(1e-20).log() + rank) / k ** 0.5
+                    attn = _gumbel_softmax(logits, tau, 2)  # [hc, i, j, b]
+                else:
+                    scale = 1e4 if hard else self.cfg.attn_scale * (
+                        max(1.0, 1.0 / tau) if self.cfg.sharpen_attention else 1.0)
+                    attn = torch.softmax(scale * (sc + self.rank_bias), dim=2)  # [hc, i, j, b]
                 out = gather(attn, val)  # [hc, k, n, b]
                 cats.append(out)
             if hn:

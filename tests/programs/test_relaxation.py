@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -36,3 +38,26 @@ def test_relative_count_predicate_counts_each_preferred_match_fully(monkeypatch,
     x = torch.tensor([[vocab.index("BOS"), a, a, b, vocab.index("PAD")]])
     logits = model(x, tau=1.0)
     assert torch.allclose(logits[0, :, 0], torch.full((5,), expected))
+
+
+def _noiseless(logits, tau, dim):  # the Gumbel-softmax without its noise
+    return torch.softmax(logits / tau, dim)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("relaxation", ["scaled", "gumbel_log"])
+def test_cold_attention_relaxation_converges_to_the_hard_rule(monkeypatch, relaxation, causal):
+    """Without noise and at a tiny temperature, the relaxed model predicts what the discrete
+    model does (closest match, self last, BOS when nothing matches) under either relaxation."""
+    monkeypatch.setattr(model_module, "_gumbel_softmax", _noiseless)
+    from programs.discrete import run_discrete
+    from programs_helpers import random_inputs, random_model
+
+    base = random_model(3, layers=3, num_heads=2, num_mlps=2, causal=causal)
+    cfg = dataclasses.replace(base.cfg, attention_relaxation=relaxation)
+    model = ProgramModel(cfg, SHAPE)
+    model.load_state_dict(base.state_dict())
+    x = random_inputs(4)
+    with torch.no_grad():
+        relaxed = model(x, tau=1e-4).argmax(-1)
+    assert torch.equal(relaxed, run_discrete(model.discretize(), x).predictions)
