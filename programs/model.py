@@ -14,8 +14,10 @@ small bias proportional to the runtime rank (closest first, self last) and takes
 ``attn_scale`` (with ``sharpen_attention``, times ``1 / tau`` once the temperature is below 1, so
 the relaxation converges to the hard rule; a fixed scale lets training average over matches,
 which the argmax model cannot). With one-hot inputs and an infinite scale this is exactly the hard
-rule. Padding positions are never keys. A numerical head outputs ``sum_j S_ij`` (the count of
-matches, RASP selector width), or with ``num_head_values`` ``sum_j S_ij v_j`` over a numerical
+rule. ``attention_relaxation="gumbel_log"`` is the original code's instead: a Gumbel-softmax at the
+annealed temperature over ``(log S + rank bias) / sqrt(k)``, nearly uniform while hot. Padding
+positions are never keys. A numerical head outputs ``sum_j S_ij`` (the count of matches, RASP
+selector width), or with ``num_head_values`` ``sum_j S_ij v_j`` over a numerical
 variable ``v`` it reads. MLPs read two variables (one-hots concatenated, or two numbers through
 triangular "tent" features that are one-hot on integers -- with ``num_mlp_features="linear"``
 the two numbers themselves), one ReLU layer, ``k`` logits, Gumbel-softmaxed into a new
