@@ -122,13 +122,15 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown task(s) {unknown}; tasks: {', '.join(PAPER)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    from programs.config import preset, split_settings
+    from programs.config import preset, preset_task_params, split_settings
+    from training.tasks import make_task
     from workbench.errors import UserError
 
-    try:  # a bad --set fails here, before hours of training
-        overrides, _ = split_settings(args.set)
+    try:  # a bad --set (program or task.*) fails here, before hours of training
+        overrides, task_params = split_settings(args.set)
         for task in tasks:
             preset("paper", task).with_overrides(overrides)
+            make_task(task, **preset_task_params("paper", task, task_params))
     except UserError as exc:
         p.error(str(exc))
     archs = [grid_settings(*point) for point in GRID] if args.grid else [[]]
