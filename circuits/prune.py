@@ -24,7 +24,7 @@ from circuits import masks
 from circuits.datasets import PairDataset
 from circuits.evaluate import ABLATIONS, Ablation, dense_edges, kl_full_circuit, logit_diff
 from circuits.masked_forward import MaskedModel
-from workbench.errors import UserError
+from workbench.errors import UserError, check_choice
 
 OBJECTIVES = ("kl", "logit-diff")
 
@@ -57,9 +57,7 @@ class PruneConfig:
             raise UserError(f"steps must be a positive integer, got {self.steps!r}")
         if self.batch_size < 1:
             raise UserError(f"batch size must be positive, got {self.batch_size!r}")
-        if self.ablation not in ABLATIONS:
-            raise UserError(f"ablation must be one of {', '.join(ABLATIONS)}, "
-                            f"got {self.ablation!r}")
+        check_choice(self.ablation, "ablation", ABLATIONS)
         if self.objective not in OBJECTIVES:
             raise UserError(f"objective must be kl or logit-diff, got {self.objective!r}")
         if self.precision not in ("fp32", "bf16"):

@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from training.tasks.common import check_choice
-from workbench.errors import UserError
+from workbench.errors import UserError, check_choice
 
 
 NUM_MLP_FEATURES = ("tents", "linear")

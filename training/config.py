@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from training.tasks.registry import coerce
-from workbench.errors import UserError
+from workbench.errors import UserError, check_choice
 from workbench.files import read_mapping_file
 from workbench.models import ModelConfig
 
@@ -57,9 +57,7 @@ class TrainConfig:
                 raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         for name in ("schedule", "loss_dtype", "layout", "device", "precision", "parallel"):
             allowed = typing.get_args(typing.get_type_hints(TrainConfig)[name])
-            if getattr(self, name) not in allowed:
-                raise UserError(f"{name} must be one of {list(allowed)}, "
-                                f"got {getattr(self, name)!r}")
+            check_choice(getattr(self, name), name, allowed)
 
 
 # Model fields derived from the task's data; setting them by hand would be silently ignored.

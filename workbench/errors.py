@@ -7,3 +7,10 @@ class UserError(ValueError):
     Subclasses ``ValueError`` so library callers can catch either; the CLI catches only this
     type, so internal bugs still surface as tracebacks instead of being disguised as bad input.
     """
+
+
+def check_choice(value, label: str, choices) -> str:
+    """``value`` if it is one of ``choices``, else a UserError naming it and the choices."""
+    if value not in choices:
+        raise UserError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
+    return value

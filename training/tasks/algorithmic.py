@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from training.tasks.base import Example, Label, Task, TaskData, Token
-from training.tasks.common import (BOS, EOS, PAD, check_choice, check_fraction, check_int,
+from training.tasks.common import (BOS, EOS, PAD, check_fraction, check_int,
                                    check_seed, letters, shuffle_split)
 from training.tasks.registry import register
-from workbench.errors import UserError
+from workbench.errors import UserError, check_choice
 
 _RANGE_SAMPLE_MAX = 2 ** 62  # random.sample(range(N)) needs N <= sys.maxsize
 LETTER_SAMPLINGS = ("even", "paper")

@@ -34,11 +34,6 @@ def check_int(value, label: str, *, minimum: int | None = None,
     return value
 
 
-def check_choice(value, label: str, choices) -> str:
-    """``value`` if it is one of ``choices``, else a UserError naming it and the choices."""
-    if value not in choices:
-        raise UserError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
-    return value
 
 
 def check_fraction(value, label: str) -> float:

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 
 from training.tasks.base import Example, Label, TaskData, Token
 from training.tasks.common import check_fraction, check_seed, n_train_for
-from workbench.errors import UserError
+from workbench.errors import UserError, check_choice
 
 LAYOUTS = ("auto", "aligned", "seq2seq")
 
@@ -117,8 +117,7 @@ def load_jsonl_task(path: str | Path, *, frac_train: float = 0.8, seed: int = 0,
     """A TaskData from a JSONL file (see the module docstring for format, layout and split)."""
     check_fraction(frac_train, "frac_train")
     check_seed(seed)
-    if layout not in LAYOUTS:
-        raise UserError(f"layout must be one of {list(LAYOUTS)}, got {layout!r}")
+    check_choice(layout, "layout", LAYOUTS)
     examples, lines = read_jsonl_examples(path)
     name = Path(path).stem
     if require_functional:

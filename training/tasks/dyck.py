@@ -30,8 +30,8 @@ from typing import ClassVar, Sequence
 
 from training.tasks.algorithmic import AlignedTask, sample_distinct
 from training.tasks.base import Label, Token
-from training.tasks.common import check_choice
 from training.tasks.registry import register
+from workbench.errors import check_choice
 
 _MAX_MISSES = 50
 SAMPLINGS = ("mixed", "paper")

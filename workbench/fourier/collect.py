@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from workbench.errors import UserError
+from workbench.errors import UserError, check_choice
 
 _ACTS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu,
          "gelu_new": lambda x: F.gelu(x, approximate="tanh")}
@@ -98,8 +98,7 @@ def collect_modular(state: Mapping[str, torch.Tensor], p: int, *, n_heads: int,
     is required; ``attn_scale`` defaults to ``sqrt(d_head)`` as in TransformerLens.
     """
     check_state(state)
-    if act_fn not in _ACTS:
-        raise UserError(f"act_fn must be one of {sorted(_ACTS)}, got {act_fn!r}")
+    check_choice(act_fn, "act_fn", sorted(_ACTS))
     w_e = _get(state, "tok_embed.weight", dtype)  # [d_vocab, d_model]
     if w_e.shape[0] < p + 1:
         raise UserError(f"embedding has {w_e.shape[0]} tokens; p={p} needs p + 1 (with '=')")

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from workbench.errors import UserError
+from workbench.errors import UserError, check_choice
 from workbench.primes import is_prime, prime_factors
 
 Operation = Literal["add", "sub", "mul"]
@@ -80,13 +80,13 @@ class CyclicReindex:
 
 
 def apply_operation(operation: str, a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor:
+    check_choice(operation, "operation", OPERATIONS)
     if operation == "add":
         return (a + b) % p
     if operation == "sub":
         return (a - b) % p
-    if operation == "mul":
-        return (a * b) % p
-    raise UserError(f"operation must be one of {', '.join(OPERATIONS)}, got {operation!r}")
+    assert operation == "mul", operation
+    return (a * b) % p
 
 
 def labels_table(operation: str, p: int) -> torch.Tensor:
@@ -97,8 +97,7 @@ def labels_table(operation: str, p: int) -> torch.Tensor:
 
 def cyclic_reindex(operation: str, p: int) -> CyclicReindex:
     """The reindexing that makes ``operation`` mod ``p`` into addition in Z_n."""
-    if operation not in OPERATIONS:
-        raise UserError(f"operation must be one of {', '.join(OPERATIONS)}, got {operation!r}")
+    check_choice(operation, "operation", OPERATIONS)
     if not isinstance(p, int) or not is_prime(p) or p < 3:
         raise UserError(f"modulus must be an odd prime, got {p!r}")
     r = torch.arange(p)
