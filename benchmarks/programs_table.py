@@ -30,20 +30,30 @@ PAPER = {"reverse": 99.79, "hist": 100.0, "double-hist": 98.40, "sort": 99.83,
 PAPER_EPOCHS, PAPER_SAMPLES = 250, 20000
 
 
-def run_one(task: str, seed: int, epochs: int | None, samples: int | None,
-            settings: list[str] = ()) -> dict:
+def build(task: str, seed: int, epochs: int | None, samples: int | None,
+          settings: list[str] = ()):
+    """The task (not yet generated) and program config of one run; bad settings raise
+    ``UserError``."""
     from programs.config import preset, preset_task_params, split_settings
-    from programs.data import encode
-    from programs.train import train_program
-    from programs.verify import verify
     from training.tasks import make_task
 
     overrides, task_params = split_settings(list(settings))
     if samples is not None:
         task_params["n_samples"] = samples
-    data = make_task(task, **preset_task_params("paper", task, task_params)).generate()
+    spec = make_task(task, **preset_task_params("paper", task, task_params))
     cfg = preset("paper", task).with_overrides(overrides | {"seed": seed} | (
         {} if epochs is None else {"epochs": epochs}))
+    return spec, cfg
+
+
+def run_one(task: str, seed: int, epochs: int | None, samples: int | None,
+            settings: list[str] = ()) -> dict:
+    from programs.data import encode
+    from programs.train import train_program
+    from programs.verify import verify
+
+    spec, cfg = build(task, seed, epochs, samples, settings)
+    data = spec.generate()
     t0 = time.perf_counter()
 
     def progress(epoch: int, metrics: dict) -> bool:
@@ -122,18 +132,14 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown task(s) {unknown}; tasks: {', '.join(PAPER)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    from programs.config import preset, preset_task_params, split_settings
-    from training.tasks import make_task
     from workbench.errors import UserError
 
+    archs = [grid_settings(*point) for point in GRID] if args.grid else [[]]
     try:  # a bad --set (program or task.*) fails here, before hours of training
-        overrides, task_params = split_settings(args.set)
-        for task in tasks:
-            preset("paper", task).with_overrides(overrides)
-            make_task(task, **preset_task_params("paper", task, task_params))
+        for task, arch in itertools.product(tasks, archs):
+            build(task, seeds[0], args.epochs, args.samples, arch + args.set)
     except UserError as exc:
         p.error(str(exc))
-    archs = [grid_settings(*point) for point in GRID] if args.grid else [[]]
     rows = []
     for task in tasks:
         for arch, seed in itertools.product(archs, seeds):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from programs.data import IGNORE
 from programs.train import make_optimizer, make_step, sequence_weights
-from tests.programs.programs_helpers import SHAPE, random_inputs, random_model
+from programs_helpers import SHAPE, random_inputs, random_model
 
 
 def test_sequence_weights_give_each_labelled_sequence_equal_total_weight():
@@ -51,4 +51,3 @@ def test_step_loss_matches_a_plain_reference(loss_mean):
     torch.manual_seed(5)
     got = make_step(model, make_optimizer(model, model.cfg))(x, y, 1.0)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
-

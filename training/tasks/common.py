@@ -34,8 +34,6 @@ def check_int(value, label: str, *, minimum: int | None = None,
     return value
 
 
-
-
 def check_fraction(value, label: str) -> float:
     """``value`` strictly between 0 and 1, else a UserError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
