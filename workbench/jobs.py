@@ -6,12 +6,15 @@ Each job is a small *supervisor* process (this file run as a script, standard li
 it starts in milliseconds and holds no torch) in its own session; it starts
 ``python -m workbench.cli ARGV…``, waits for it and writes the exit code and final status to the
 store. A job therefore outlives the server and the browser that started it. ``cancel_job`` sends
-SIGTERM to the supervisor, which forwards it to the command (the training CLI stops cleanly and
-marks its run cancelled) and escalates to SIGKILL after a grace period. ``refresh`` catches
+SIGTERM to the supervisor, which forwards it to the command (whose run lifecycle stops cleanly
+and marks the run cancelled) and escalates to SIGKILL after a grace period. ``refresh`` catches
 supervisors that died without recording an end (machine reboot, SIGKILL) and marks their jobs —
-and the runs they drove — failed, with the last lines of the log.
+and the runs they drove — interrupted, with the last lines of the log.
 
-Job statuses: ``running``, ``completed`` (exit 0), ``failed``, ``cancelled``.
+Job statuses mean what run statuses mean (:mod:`workbench.lifecycle`): ``running``,
+``completed`` (exit 0), ``failed`` (another exit code), ``cancelled`` (a cancel, or Ctrl-C: exit
+130), ``interrupted`` (the command or the supervisor was killed). A job that ends leaves its run
+in the same status if the command could not record one itself.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ from workbench.liveness import pid_alive
 if TYPE_CHECKING:  # the supervisor runs this file as a script and must not import torch
     from workbench.store import RunStore
 
-JOB_STATUSES = ("running", "completed", "failed", "cancelled")
-TERMINAL = ("completed", "failed", "cancelled")
+# The supervisor cannot import the workbench package (it would import torch): these restate
+# workbench.lifecycle's names, and a test checks that they agree.
+JOB_STATUSES = ("running", "completed", "failed", "cancelled", "interrupted")
+TERMINAL = ("completed", "failed", "cancelled", "interrupted")
+_INTERRUPT_EXIT = 130  # what ``workbench`` returns after Ctrl-C (KeyboardInterrupt)
 DEFAULT_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 _START_GRACE = 30.0  # a job row without a pid is "starting" for this long
 _TAIL_LINES = 20
@@ -85,13 +91,11 @@ def start_job(argv: list[str], run_id: str | None = None, *, store: "RunStore | 
     job_id = "j-" + secrets.token_hex(6)
     if run_id is not None:
         store.get_run(run_id)  # UserError if there is no such run
-        log_path = store.run_dir(run_id) / f"job-{job_id}.log"
+        log_path = store.layout(run_id).job_log(job_id)
     else:
         log_path = store.home / "jobs" / f"{job_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    store.execute("INSERT INTO jobs (id, run_id, argv, pid, status, log_path, started) "
-                  "VALUES (?, ?, ?, NULL, 'running', ?, ?)",
-                  (job_id, run_id, json.dumps(list(argv)), str(log_path), time.time()))
+    store.insert_job(job_id, run_id, list(argv), str(log_path))
     child_env = {**os.environ, **(env or {}), "WORKBENCH_HOME": str(store.home),
                  "PYTHONUNBUFFERED": "1",
                  "WORKBENCH_JOB_COMMAND": json.dumps(command or _CLI)}
@@ -105,7 +109,7 @@ def start_job(argv: list[str], run_id: str | None = None, *, store: "RunStore | 
         _finish(store.db_path, job_id, None, "failed", f"could not start the job: {exc}")
         raise
     _CHILDREN[proc.pid] = proc
-    store.execute("UPDATE jobs SET pid=? WHERE id=?", (proc.pid, job_id))
+    store.set_job_pid(job_id, proc.pid)
     return job_status(job_id, store=store)
 
 
@@ -124,27 +128,14 @@ def list_jobs(*, store: "RunStore | None" = None, run_id: str | None = None,
     """Jobs, newest first, after a :func:`refresh`."""
     store = _store(store)
     refresh(store=store)
-    sql, args = "SELECT * FROM jobs", []
-    where = []
-    if run_id is not None:
-        where.append("run_id=?")
-        args.append(run_id)
-    if status is not None:
-        where.append("status=?")
-        args.append(status)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started DESC"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return [_job_from_row(r) for r in store.execute(sql, args)]
+    return [_job_from_row(r) for r in store.job_rows(run_id=run_id, status=status, limit=limit)]
 
 
 def refresh(*, store: "RunStore | None" = None) -> list[Job]:
-    """Mark running jobs whose process is gone as failed; return the jobs so marked."""
+    """Mark running jobs whose process is gone as interrupted; return the jobs so marked."""
     store = _store(store)
     dead = []
-    for row in store.execute("SELECT * FROM jobs WHERE status='running'"):
+    for row in store.job_rows(status="running"):
         job = _job_from_row(row)
         if not _alive(job):
             _mark_dead(store, job)
@@ -187,8 +178,7 @@ def cancel_job(job_id: str, *, store: "RunStore | None" = None, grace: float = D
 def job_for_run(run_id: str, *, store: "RunStore | None" = None) -> Job | None:
     """The newest job that drives ``run_id`` (``None`` if the run was not started as a job)."""
     store = _store(store)
-    rows = store.execute("SELECT * FROM jobs WHERE run_id=? ORDER BY started DESC LIMIT 1",
-                         (run_id,))
+    rows = store.job_rows(run_id=run_id, limit=1)
     if not rows:
         return None
     job = _job_from_row(rows[0])
@@ -210,12 +200,12 @@ def _store(store):
 
 
 def _get(store, job_id: str) -> Job:
-    rows = store.execute("SELECT * FROM jobs WHERE id=?", (job_id,))
-    if not rows:
+    row = store.job_row(job_id)
+    if row is None:
         from workbench.errors import UserError
 
         raise UserError(f"no job {job_id!r} in {store.home}")
-    return _job_from_row(rows[0])
+    return _job_from_row(row)
 
 
 def _job_from_row(row) -> Job:
@@ -240,7 +230,7 @@ def _mark_dead(store, job: Job) -> None:
     tail = job.log_tail(_TAIL_LINES)
     message = "job process died without finishing" + (
         ": " + " | ".join(tail[-3:]) if tail else "")
-    _finish(store.db_path, job.id, None, "failed", message)
+    _finish(store.db_path, job.id, None, "interrupted", message)
 
 
 def _signal(pid: int, sig: int, group: bool) -> None:
@@ -275,7 +265,8 @@ def _connect(db_path) -> sqlite3.Connection:
 
 def _finish(db_path, job_id: str, exit_code: int | None, status: str,
             message: str | None = None) -> None:
-    """Record a job's end (only once) and fail/cancel its run if the command left it open."""
+    """Record a job's end (only once) and give its run the same status if the command left it
+    open (``created`` or ``running``)."""
     assert status in TERMINAL, status
     conn = _connect(db_path)
     try:
@@ -329,8 +320,10 @@ def _supervise(db_path: str, job_id: str) -> int:
                 child.kill()
     if code == 0:
         status, message = "completed", None
-    elif term_at is not None:
+    elif term_at is not None or code == _INTERRUPT_EXIT:
         status, message = "cancelled", "cancelled"
+    elif code < 0:  # killed by a signal nobody sent through a cancel (SIGKILL, OOM)
+        status, message = "interrupted", f"the command was killed by signal {-code}"
     else:
         tail = _tail(Path(log_path), 3)
         status, message = "failed", f"exit code {code}" + (": " + " | ".join(tail) if tail else "")

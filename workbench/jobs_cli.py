@@ -7,7 +7,7 @@ import argparse
 import datetime as dt
 
 from workbench.cli import emit
-from workbench.jobs import DEFAULT_GRACE, cancel_job, job_status, list_jobs
+from workbench.jobs import DEFAULT_GRACE, JOB_STATUSES, cancel_job, job_status, list_jobs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     jobs_sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
 
     p = jobs_sub.add_parser("list", help="list jobs, newest first")
-    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"],
+    p.add_argument("--status", choices=JOB_STATUSES,
                    help="only jobs in this status")
     p.add_argument("--run", help="only jobs of this run id")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,6 +1,11 @@
 """The run store: an embedded SQLite (WAL) index of runs, metrics, artifacts and results, plus
 one directory per run under ``WORKBENCH_HOME``.
 
+Work on a run goes through :meth:`RunStore.lifecycle` (:mod:`workbench.lifecycle`: statuses and
+their one meaning), its files through :meth:`RunStore.layout` (:mod:`workbench.layout`), and
+schema changes through numbered migrations (:mod:`workbench.store_schema`, then the run-config
+data migration of :mod:`workbench.run_migrations`), tracked in ``PRAGMA user_version``.
+
 The CLI, notebooks, the browser app and job subprocesses all open the same database; every
 write is a short transaction with a generous busy timeout, so concurrent writers queue instead
 of failing. Files are written before the row that points at them is committed, so a row always
@@ -21,69 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import UserError
+from workbench.layout import RunLayout
+from workbench.lifecycle import INTERRUPTED, RUN_STATUSES, RunLifecycle
 from workbench.liveness import owner_alive, owner_tag
+from workbench.store_queries import StoreQueries
+from workbench.store_schema import SCHEMA_VERSION, STORE_VERSION, migrate
 
-SCHEMA_VERSION = 1
-RUN_STATUSES = ("created", "running", "completed", "failed", "cancelled")
-# Never stored: what a "running" run reads as once the process that owns it is gone.
-INTERRUPTED = "interrupted"
+__all__ = ["INTERRUPTED", "RUN_STATUSES", "SCHEMA_VERSION", "STORE_VERSION", "Artifact", "Run",
+           "RunStore", "default_home", "effective_status", "validate_name"]
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ID_RE = re.compile(r"^r-[0-9a-f]{12}$")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    name TEXT UNIQUE,
-    kind TEXT NOT NULL,
-    task TEXT NOT NULL,
-    config TEXT NOT NULL,
-    status TEXT NOT NULL,
-    parent TEXT REFERENCES runs(id) ON DELETE SET NULL,
-    message TEXT,
-    summary TEXT,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    owner TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
-CREATE TABLE IF NOT EXISTS metrics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, id);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    path TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    step INTEGER,
-    sha256 TEXT NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (run_id, path)
-);
-CREATE TABLE IF NOT EXISTS results (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (run_id, kind, key)
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
-    argv TEXT NOT NULL,
-    pid INTEGER,
-    status TEXT NOT NULL,
-    log_path TEXT NOT NULL,
-    exit_code INTEGER,
-    started REAL NOT NULL,
-    ended REAL
-);
-"""
 
 
 def default_home() -> Path:
@@ -131,7 +84,7 @@ class Artifact:
     created: float
 
 
-class RunStore:
+class RunStore(StoreQueries):
     """Handle on the store under ``home`` (default :func:`default_home`).
 
     Opening is cheap; each method uses its own short transaction, so one ``RunStore`` may be
@@ -149,15 +102,17 @@ class RunStore:
             raise UserError(f"workbench home {str(self.home)!r} is not writable: "
                             f"{exc.strerror or exc}") from None
         self.db_path = self.home / "store.db"
-        conn = self._connect().conn  # executescript manages its own transaction
+        conn = self._connect().conn  # migrate() manages its own transaction
         try:
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-            conn.executescript(_SCHEMA)
-            _add_owner_column(conn)
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                         (str(SCHEMA_VERSION),))
+            migrate(conn)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
         finally:
             conn.close()
+        if version < STORE_VERSION:
+            from workbench.run_migrations import migrate_runs
+
+            migrate_runs(self, version)
 
     # -- connection -------------------------------------------------------------------------
     def _connect(self) -> "_Transaction":
@@ -251,6 +206,17 @@ class RunStore:
         assert _ID_RE.match(run_id), run_id
         return self.home / "runs" / run_id
 
+    def layout(self, run_id: str) -> RunLayout:
+        """The paths of run ``run_id``'s files (:mod:`workbench.layout`)."""
+        return RunLayout(self.run_dir(run_id))
+
+    def lifecycle(self, run_id: str, *, resume: bool = False,
+                  writer: bool = True) -> RunLifecycle:
+        """``with store.lifecycle(run.id) as life: ...``: the run is ``running`` (owned by this
+        process) inside the block and ``completed``, ``failed`` or ``cancelled`` after it;
+        see :mod:`workbench.lifecycle` for the statuses and the options."""
+        return RunLifecycle(self, run_id, resume=resume, writer=writer)
+
     # -- metrics ----------------------------------------------------------------------------
     def log_metrics(self, run_id: str, step: int, values: dict[str, float]) -> None:
         rows = [(run_id, int(step), k, float(v)) for k, v in values.items()]
@@ -340,9 +306,10 @@ class RunStore:
                                 (run_id, kind)).fetchall()
         return {r[0]: json.loads(r[1]) for r in rows}
 
-    # -- raw access for the job runner ------------------------------------------------------
+    # -- raw access inside the core ---------------------------------------------------------
     def execute(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
-        """One statement in its own transaction (used by :mod:`workbench.jobs`)."""
+        """One statement in its own transaction, for the core's own modules and tests; other
+        packages use the query methods (a layering test keeps SQL in the core)."""
         with self._connect() as conn:
             return conn.execute(sql, args).fetchall()
 
@@ -371,10 +338,11 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     d = dict(row)
     d["config"] = json.loads(d["config"])
     d["summary"] = json.loads(d["summary"]) if d["summary"] else None
-    d["status"] = effective_status(d["status"], d.get("owner"))
-    if d["status"] == INTERRUPTED:
-        d["message"] = (f"the process that ran it ({d['owner']}) is gone; continue it with "
-                        f"`workbench train --resume {d['id']}`")
+    stored, d["status"] = d["status"], effective_status(d["status"], d.get("owner"))
+    if d["status"] == INTERRUPTED and stored != INTERRUPTED:
+        d["message"] = f"the process that ran it ({d['owner']}) is gone" + (
+            f"; continue it with `workbench train --resume {d['id']}`" if d["kind"] == "train"
+            else "")
     return Run(**d)
 
 
@@ -394,14 +362,3 @@ def _retry_locked(fn, seconds: float = 60.0):
             if "locked" not in str(exc) or time.time() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def _add_owner_column(conn: sqlite3.Connection) -> None:
-    """Stores made before runs had owners gain the column (idempotent across processes)."""
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
-    if "owner" not in columns:
-        try:
-            conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
-        except sqlite3.OperationalError as exc:  # another process added it first
-            if "duplicate column" not in str(exc):
-                raise

@@ -102,30 +102,37 @@ def test_cancel_escalates_to_sigkill(store):
         os.kill(job.pid, 0)
 
 
-def test_dead_supervisor_is_marked_failed_with_log_tail(store):
+def test_dead_supervisor_is_marked_interrupted_with_log_tail(store):
     run = store.create_run(kind="train", task="t", config={})
     store.set_status(run.id, "running")
     job = jobs.start_job(["60", "0"], run_id=run.id, store=store, command=CMD)
     wait_started(job)
     os.killpg(job.pid, signal.SIGKILL)  # the whole job dies without recording anything
     time.sleep(0.3)
-    assert jobs.job_status(job.id, store=store).status == "failed"
+    assert jobs.job_status(job.id, store=store).status == "interrupted"
     job = jobs.job_status(job.id, store=store)
     assert job.exit_code is None and job.ended is not None
     run = store.get_run(run.id)
-    assert run.status == "failed" and "died" in run.message
+    assert run.status == "interrupted" and "died" in run.message
     assert "hello from the job" in run.message
 
 
+def test_job_statuses_are_the_run_statuses():
+    from workbench.lifecycle import FINISHED, RUN_STATUSES
+
+    assert set(jobs.JOB_STATUSES) < set(RUN_STATUSES) and set(jobs.TERMINAL) == set(FINISHED)
+
+
 def test_refresh_detects_a_job_started_by_another_process(store):
-    # a row whose pid belongs to a process that is gone (not our child): refresh marks it failed
+    # a row whose pid belongs to a process that is gone (not our child): refresh marks it
+    # interrupted
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     store.execute("INSERT INTO jobs (id, run_id, argv, pid, status, log_path, started) "
                   "VALUES ('j-000000000001', NULL, '[]', ?, 'running', ?, ?)",
                   (proc.pid, str(store.home / "nolog.log"), time.time()))
     assert [j.id for j in jobs.refresh(store=store)] == ["j-000000000001"]
-    assert jobs.job_status("j-000000000001", store=store).status == "failed"
+    assert jobs.job_status("j-000000000001", store=store).status == "interrupted"
 
 
 def test_job_outlives_the_process_that_started_it(store):

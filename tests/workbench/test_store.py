@@ -132,14 +132,65 @@ def test_running_run_whose_process_died_reads_as_interrupted(store):
     assert store.get_run(run.id).status == "running"
 
 
-def test_store_made_before_owners_gains_the_column(tmp_path):
+def _legacy_store(home):
+    """A store as the code before numbered migrations made it: no owner column, a meta
+    table with an unread schema_version row, user_version 0."""
     import sqlite3
 
-    home = tmp_path / "old"
-    RunStore(home)
+    from workbench import store_schema
+
+    home.mkdir(parents=True)
+    (home / "runs").mkdir()
     with sqlite3.connect(home / "store.db") as conn:
-        conn.execute("ALTER TABLE runs DROP COLUMN owner")
+        store_schema._m1_base_tables(conn)
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO runs (id, name, kind, task, config, status, created, "
+                     "updated) VALUES ('r-000000000001', 'old', 'elsewhere', 't', '{}', "
+                     "'completed', 1, 1)")
+
+
+def test_old_store_is_migrated_by_number(tmp_path):
+    import sqlite3
+
+    from workbench.store_schema import SCHEMA_VERSION, STORE_VERSION
+
+    home = tmp_path / "old"
+    _legacy_store(home)
     store = RunStore(home)
+    version = store.execute("PRAGMA user_version")[0][0]
+    assert version == STORE_VERSION and STORE_VERSION > SCHEMA_VERSION
+    tables = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "meta" not in tables
+    assert store.get_run("old").status == "completed"  # rows survive
     run = store.create_run(kind="train", task="t", config={})
-    store.set_status(run.id, "running")
+    store.set_status(run.id, "running")  # the owner column exists now
     assert store.get_run(run.id).status == "running"
+    RunStore(home)  # opening again applies nothing twice
+    with sqlite3.connect(home / "store.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == STORE_VERSION
+
+
+def test_store_newer_than_the_code_is_refused(tmp_path):
+    import sqlite3
+
+    from workbench.store_schema import STORE_VERSION
+
+    RunStore(tmp_path / "h")
+    with sqlite3.connect(tmp_path / "h" / "store.db") as conn:
+        conn.execute(f"PRAGMA user_version = {STORE_VERSION + 1}")
+    with pytest.raises(UserError, match="newer than this code"):
+        RunStore(tmp_path / "h")
+
+
+def test_concurrent_openers_migrate_an_old_store_once(tmp_path):
+    home = tmp_path / "old"
+    _legacy_store(home)
+    procs = [mp.get_context("spawn").Process(target=RunStore, args=(str(home),))
+             for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert RunStore(home).get_run("old").status == "completed"
