@@ -11,7 +11,7 @@ import torch
 
 from workbench.checkpoint import load_checkpoint
 from workbench.errors import UserError
-from workbench.models import ModelConfig, to_bridge
+from workbench.models import ModelConfig, load_hf_bridge, to_bridge
 from workbench.store import Run, RunStore
 
 
@@ -70,6 +70,8 @@ class RunHandle:
 
     def model(self, step: int | str = "final", device: str | None = None):
         """The checkpoint as a ``TransformerBridge`` ready for ``run_with_cache``."""
+        if self.run.kind == "pretrain":  # each checkpoint is a Hugging Face model directory
+            return load_hf_bridge(self.checkpoint_path(step).parent, device=device)
         state, meta = self.state_dict(step)
         return to_bridge(ModelConfig.from_dict(meta["model"]), state, device=device)
 
