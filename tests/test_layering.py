@@ -1,11 +1,14 @@
 """Imports flow one way: ui → programs, circuits, probes → training → workbench; nothing
-imports ui; programs, circuits and probes do not import each other."""
+imports ui; programs, circuits and probes do not import each other; and no module imports itself
+back through others (no import cycles, lazy imports inside functions included).
+"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +33,70 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+def _modules(root: Path, packages) -> dict[str, Path]:
+    """Dotted module name → file, for every module of ``packages`` under ``root``."""
+    out = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` except the bodies of ``if TYPE_CHECKING:`` (annotations only)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def import_graph(root: Path, packages) -> nx.DiGraph:
+    """Module → imported module, over every import statement in ``packages`` (those inside
+    functions too: a lazy import hides a cycle from Python, not from the design; imports under
+    ``if TYPE_CHECKING:`` never run and are left out). ``from a import b`` points at module
+    ``a.b`` when it exists, else at ``a``; relative imports are resolved; imports of anything
+    outside ``packages`` are left out."""
+    modules = _modules(root, packages)
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = nx.DiGraph()
+    for name, path in modules.items():
+        graph.add_node(name)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in _runtime_nodes(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                           for a in node.names]
+            else:
+                continue
+            for target in filter(None, map(known, targets)):
+                if target != name:
+                    graph.add_edge(name, target)
+    return graph
+
+
+def import_cycles(root: Path, packages) -> list[list[str]]:
+    """Every import cycle among the modules of ``packages`` (each a list of module names)."""
+    return sorted(sorted(c) for c in nx.simple_cycles(import_graph(root, packages)))
+
+
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_package_imports_flow_one_way(package):
     forbidden = set(ALLOWED) - ALLOWED[package]
@@ -39,6 +106,30 @@ def test_package_imports_flow_one_way(package):
         if hits:
             bad.append(f"{path.relative_to(ROOT)} imports {sorted(hits)}")
     assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycles():
+    cycles = import_cycles(ROOT, ALLOWED)
+    assert not cycles, "import cycles:\n" + "\n".join(" → ".join(c) for c in cycles)
+
+
+def test_cycle_rule_fails_on_a_cycle(tmp_path):
+    """The rule itself can fail: a tiny package whose modules import each other, one of them
+    lazily and relatively (as workbench.fourier.cli and task_runs once did)."""
+    pkg = tmp_path / "loop"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from loop.sub.b import helper\n")
+    (pkg / "sub" / "b.py").write_text("def helper():\n    from .. import a\n    return a\n")
+    (pkg / "c.py").write_text("import loop.a\nimport json\n")
+    assert import_cycles(tmp_path, ["loop"]) == [["loop.a", "loop.sub.b"]]
+    # the same import for annotations only never runs: no cycle
+    (pkg / "sub" / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                      "    from .. import a\n")
+    assert import_cycles(tmp_path, ["loop"]) == []
+    assert set(import_graph(tmp_path, ["loop"]).edges) == {("loop.a", "loop.sub.b"),
+                                                            ("loop.c", "loop.a")}
 
 
 def test_modules_stay_small():

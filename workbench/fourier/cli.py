@@ -12,16 +12,15 @@ The command dispatches on the run's task: modular addition, subtraction and mult
 (discrete-log reindexing) here; ``sparse-parity`` (Walsh spectra, parity set, hidden progress)
 and ``group-composition`` (irrep shares) through :mod:`workbench.fourier.task_runs`.
 ``workbench fourier numbers --model DIR|RUN`` (number-token spectra of any model, Hugging Face
-directories included) goes to :mod:`workbench.fourier.number_cli`.
+directories included) goes to :mod:`workbench.fourier.number_cli`. The checkpoint counter lives in
+:mod:`workbench.fourier.progress` and the pair split in :mod:`workbench.fourier.pair_split`, which
+both paths use (``task_runs`` is imported here, so it must not import this module).
 """
 
 from __future__ import annotations
 
 import argparse
-import random
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +28,8 @@ import torch
 
 from workbench.errors import UserError
 from workbench.fourier.analysis import analyze_modular_model, analyze_series
+from workbench.fourier.pair_split import modular_train_mask
+from workbench.fourier.progress import Progress
 
 OPERATION_OF_TASK = {"modular-addition": "add", "modular-subtraction": "sub",
                      "modular-multiplication": "mul"}
@@ -51,20 +52,6 @@ class FourierRun:
     history: dict[str, list[tuple[int, float]]] | None = None
     save_result: Callable[[str, dict], None] | None = None
     task: str | None = None
-
-
-def modular_train_mask(p: int, frac_train: float, seed: int) -> torch.Tensor:
-    """The train pairs of the modular tasks: the ``p^2`` pairs in ``(a, b)`` row-major order,
-    shuffled with ``random.Random(seed)``; the first ``int(frac_train * p^2)`` are train.
-
-    Mirrors ``training.tasks.common.shuffle_split`` (which the core may not import); a test
-    checks the two agree.
-    """
-    order = list(range(p * p))
-    random.Random(seed).shuffle(order)
-    mask = torch.zeros(p * p, dtype=torch.bool)
-    mask[order[:int(frac_train * p * p)]] = True
-    return mask.reshape(p, p)
 
 
 def load_fourier_run(ref: str, handle=None) -> FourierRun:
@@ -128,28 +115,6 @@ class LazyState(Mapping):
 
     def __len__(self) -> int:
         return len(self._get())
-
-
-class Progress:
-    """Counts checkpoints taken up; reports to stderr and the store (``"progress"``)."""
-
-    def __init__(self, total: int, save: Callable[[str, dict], None] | None):
-        self.total, self.done, self._save = total, 0, save
-        self._lock = threading.Lock()
-        self.started = time.time()
-        self._report()
-
-    def _report(self) -> None:
-        payload = {"done": self.done, "total": self.total, "started": self.started,
-                   "updated": time.time()}
-        print(f"fourier: checkpoint {self.done} / {self.total}", file=sys.stderr, flush=True)
-        if self._save is not None:
-            self._save("progress", payload)
-
-    def tick(self) -> None:
-        with self._lock:
-            self.done += 1
-            self._report()
 
 
 def parse_checkpoint(value: str) -> str | int:

@@ -6,15 +6,17 @@ checkpoint or all of them, and cache the payload in the store like the modular p
 
 The core may not import ``training``: the parity support is re-derived from the task's
 parameters (:func:`~workbench.fourier.parity_analysis.parity_support`) and the group split from
-:func:`~workbench.fourier.cli.modular_train_mask` (the same shuffle of the ``|G|^2`` pairs).
+:func:`~workbench.fourier.pair_split.modular_train_mask` (the same shuffle of the ``|G|^2``
+pairs).
 """
 
 from __future__ import annotations
 
 from workbench.errors import UserError
-from workbench.fourier.cli import Progress, modular_train_mask
 from workbench.fourier.group_analysis import analyze_group_model
+from workbench.fourier.pair_split import modular_train_mask
 from workbench.fourier.parity_analysis import analyze_parity_model, parity_support
+from workbench.fourier.progress import Progress
 
 TASKS = ("sparse-parity", "group-composition")
 
