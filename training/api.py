@@ -1,6 +1,9 @@
-"""Public Python API of training: ``train`` (new or resumed runs) and ``list_tasks``.
+"""Public Python API of training: ``train`` (new, prepared or resumed runs), ``prepare_run``
+and ``list_tasks``.
 
-Everything is validated before the store is touched, so bad input leaves no run behind.
+Everything is validated before the store is touched, so bad input leaves no run behind. A run
+stores its fully resolved config (every task parameter, the task's hidden facts, the model and
+the training settings) and its encoded split; work on it runs inside the store's run lifecycle.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from training.datasets import EncodedTask, encode
 from training.distributed import SINGLE, DistContext, broadcast_object, context_from_env
 from training.presets import get_preset, presets_for
 from training.tasks import get_task_class, load_jsonl_task, make_task, task_names
-from training.trainer import TrainingFailed, TrainResult, train_loop
-from workbench.checkpoint import atomic_write_json
+from training.trainer import TrainResult, train_loop
+from workbench.checkpoint import atomic_write_json, save_checkpoint
 from workbench.errors import UserError
 from workbench.models import ModelConfig, build_native
 from workbench.store import RunStore, validate_name
@@ -67,9 +70,12 @@ def build_config(task: str | None, *, preset: str = "default", overrides: dict |
     if task == CUSTOM_TASK:
         if not Path(data).is_file():
             raise UserError(f"data file {data!r} does not exist")
-        task_data = load_jsonl_task(data, **sections["task"])
+        task_params, task_facts = dict(sections["task"]), {}
+        task_data = load_jsonl_task(data, **task_params)
     else:
-        task_data = make_task(task, **sections["task"]).generate()
+        task_obj = make_task(task, **sections["task"])
+        task_params, task_facts = task_obj.params(), task_obj.facts()
+        task_data = task_obj.generate()
     train_cfg = TrainConfig(**sections["train"])
     for key in DERIVED_MODEL_FIELDS:
         sections["model"].pop(key, None)
@@ -78,8 +84,9 @@ def build_config(task: str | None, *, preset: str = "default", overrides: dict |
                      causal_model=probe.attention_dir == "causal")
     model_cfg = dataclasses.replace(probe, d_vocab=len(encoded.input_vocab),
                                     d_vocab_out=len(encoded.output_vocab), n_ctx=encoded.seq_len)
-    config = RunConfig(task=task, task_params=sections["task"], model=model_cfg,
-                       train=train_cfg, data_path=str(Path(data).resolve()) if data else None)
+    config = RunConfig(task=task, task_params=task_params, task_facts=task_facts,
+                       model=model_cfg, train=train_cfg,
+                       data_path=str(Path(data).resolve()) if data else None)
     return config, encoded
 
 
@@ -97,6 +104,21 @@ def _is_causal(task: str) -> bool:
     return task != CUSTOM_TASK and get_task_class(task).causal
 
 
+def prepare_run(task: str | None = None, *, preset: str = "default",
+                overrides: dict | None = None, config_file: str | None = None,
+                seed: int | None = None, data: str | None = None, name: str | None = None,
+                store: RunStore | None = None) -> str:
+    """Validate a training request and create its run (status ``created``) with the resolved
+    config and the files a run is born with; returns the run id. ``train(run_id=...)`` (or
+    the job ``workbench train --run-id ID``) then trains it from the stored config."""
+    if name is not None:
+        validate_name(name)
+    config, data_enc = build_config(task, preset=preset, overrides=overrides,
+                                    config_file=config_file, seed=seed, data=data)
+    store = store or RunStore()
+    return _create(store, config, data_enc, name).id
+
+
 def train(task: str | None = None, *, preset: str = "default", overrides: dict | None = None,
           config_file: str | None = None, seed: int | None = None, name: str | None = None,
           data: str | None = None, resume: str | None = None, progress: bool = False,
@@ -104,61 +126,83 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
     """Train a model (or resume run ``resume``) and return its summary.
 
     ``overrides`` maps config keys (``lr``, ``p``, ``d_model`` or ``train.seed``) to values.
-    ``run_id`` trains into a run already created (the job runner creates it to return the id
-    at once).
+    ``run_id`` trains a run created beforehand by :func:`prepare_run`, with its stored config
+    (then no task, overrides, config file, seed or data may be given).
     """
     ctx = context_from_env()
+    store = store or RunStore()
     if resume is not None:
-        store = store or RunStore()
-        run = store.get_run(resume)
-        if run.kind != "train":
-            raise UserError(f"run {resume!r} is a {run.kind} run, not a training run")
+        run = _train_run(store, resume)
         if run.status == "completed":
             raise UserError(f"run {resume!r} has already completed")
         if run.status == "running":
             raise UserError(f"run {resume!r} is still being trained by process {run.owner}; "
                             f"stop it before resuming")
         config = RunConfig.from_dict(run.config)
-        data_enc = load_data(config)
-        return _run(store, run.id, config, data_enc, progress, resume=True, ctx=ctx)
+        return _run(store, run.id, config, load_data(config), progress, resume=True, ctx=ctx)
+    if run_id is not None:
+        run = _train_run(store, run_id)
+        if task is None and data is None:
+            config = RunConfig.from_dict(run.config)
+            return _run(store, run_id, config, load_data(config), progress, resume=False,
+                        ctx=ctx)
+        # TODO(issue 17, UI part): the app's jobs still restate the request; it is rebuilt
+        config, data_enc = build_config(task, preset=preset, overrides=overrides,
+                                        config_file=config_file, seed=seed, data=data)
+        if ctx.is_main:
+            store.set_config(run_id, config.to_dict())
+            write_run_files(store, run_id, config, data_enc)
+        return _run(store, run_id, config, data_enc, progress, resume=False, ctx=ctx)
     if name is not None:
         validate_name(name)
     config, data_enc = build_config(task, preset=preset, overrides=overrides,
                                     config_file=config_file, seed=seed, data=data)
-    store = store or RunStore()
     if not ctx.is_main:  # rank 0 creates the run and writes its files; the others follow
         run_id = broadcast_object(None, ctx)
         config = RunConfig.from_dict(store.get_run(run_id).config)
         return _run(store, run_id, config, data_enc, progress, resume=False, ctx=ctx)
-    if run_id is None:
-        run = store.create_run(kind="train", task=config.task, config=config.to_dict(),
-                               name=name)
-        run_id = run.id
-    if config.data_path:  # keep a copy so the run can be resumed and audited
-        copy = store.run_dir(run_id) / "data.jsonl"
-        shutil.copyfile(config.data_path, copy)
-        config = dataclasses.replace(config, data_path=str(copy))
-        store.set_config(run_id, config.to_dict())
-    atomic_write_json(store.run_dir(run_id) / "config.json", config.to_dict())
-    atomic_write_json(store.run_dir(run_id) / "vocab.json", data_enc.vocab_json())
+    run_id = _create(store, config, data_enc, name).id
     broadcast_object(run_id, ctx)
     return _run(store, run_id, config, data_enc, progress, resume=False, ctx=ctx)
 
 
+def _train_run(store: RunStore, ref: str):
+    run = store.get_run(ref)
+    if run.kind != "train":
+        raise UserError(f"run {ref!r} is a {run.kind} run, not a training run")
+    return run
+
+
+def _create(store: RunStore, config: RunConfig, data_enc: EncodedTask, name: str | None):
+    """A new ``train`` run with its config, vocabularies, split and (custom) data copy."""
+    run = store.create_run(kind="train", task=config.task, config=config.to_dict(), name=name)
+    layout = store.layout(run.id)
+    if config.data_path:  # keep a copy so the run can be resumed and audited
+        shutil.copyfile(config.data_path, layout.data_copy)
+        config = dataclasses.replace(config, data_path=str(layout.data_copy))
+        store.set_config(run.id, config.to_dict())
+    write_run_files(store, run.id, config, data_enc)
+    return store.get_run(run.id)
+
+
+def write_run_files(store: RunStore, run_id: str, config: RunConfig,
+                    data_enc: EncodedTask) -> None:
+    """``config.json``, ``vocab.json`` and the split (the encoded train/test tensors, which
+    analyses in the core read instead of regenerating the task)."""
+    layout = store.layout(run_id)
+    atomic_write_json(layout.config, config.to_dict())
+    atomic_write_json(layout.vocab, data_enc.vocab_json())
+    save_checkpoint(layout.split, {"train_x": data_enc.train_x, "train_y": data_enc.train_y,
+                                   "test_x": data_enc.test_x, "test_y": data_enc.test_y},
+                    {"task": config.task, **data_enc.vocab_json()})
+    store.add_artifact(run_id, layout.split, "split")
+
+
 def _run(store: RunStore, run_id: str, config: RunConfig, data: EncodedTask, progress: bool,
          resume: bool, ctx: DistContext = SINGLE) -> TrainResult:
-    model = build_native(config.model)
-    if not ctx.is_main:
-        return train_loop(store, run_id, config, data, model, progress=False, resume=resume,
-                          ctx=ctx)
-    try:
-        return train_loop(store, run_id, config, data, model, progress=progress, resume=resume,
-                          ctx=ctx)
-    except TrainingFailed:
-        raise
-    except KeyboardInterrupt:
-        store.set_status(run_id, "cancelled", "interrupted; resume with --resume")
-        raise
-    except BaseException as exc:
-        store.set_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
-        raise
+    with store.lifecycle(run_id, resume=resume, writer=ctx.is_main) as life:
+        model = build_native(config.model)
+        result = train_loop(store, run_id, config, data, model,
+                            progress=progress and ctx.is_main, resume=resume, ctx=ctx)
+        life.summary = result.to_json()
+    return result

@@ -1,9 +1,9 @@
 """Checkpoint series and resume state of a training run.
 
-Layout under the run directory:
-- ``checkpoints/step_00001000.safetensors``: model weights + metadata (model config, vocab,
-  step): the series analyses read, one file per checkpoint step, kept forever.
-- ``resume.safetensors``: AdamW moments and step counters for the newest checkpoint, replaced
+Files (paths from :class:`workbench.layout.RunLayout`):
+- ``checkpoint(step)``: model weights + metadata (model config, vocab, step): the series
+  analyses read, one file per checkpoint step, kept forever.
+- ``resume_state``: AdamW moments and step counters for the newest checkpoint, replaced
   atomically; resuming loads it together with that step's weights.
 Order of writes: weights file, its artifact row, then the resume file. A kill between them
 leaves the previous resume point intact; later rows/files are dropped on resume.
@@ -11,7 +11,6 @@ leaves the previous resume point intact; later rows/files are dropped on resume.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
@@ -22,11 +21,10 @@ from workbench.checkpoint import load_checkpoint, save_checkpoint
 from workbench.errors import UserError
 from workbench.store import RunStore
 
-_STEP_RE = re.compile(r"step_(\d+)\.safetensors$")
 
 
 def weights_path(store: RunStore, run_id: str, step: int) -> Path:
-    return store.run_dir(run_id) / "checkpoints" / f"step_{step:08d}.safetensors"
+    return store.layout(run_id).checkpoint(step)
 
 
 def save(store: RunStore, run_id: str, config: RunConfig, model: torch.nn.Module,
@@ -47,7 +45,7 @@ def save(store: RunStore, run_id: str, config: RunConfig, model: torch.nn.Module
     path = weights_path(store, run_id, step)
     save_checkpoint(path, weights, meta)
     store.add_artifact(run_id, path, "checkpoint", step=step)
-    save_checkpoint(store.run_dir(run_id) / "resume.safetensors", opt_tensors,
+    save_checkpoint(store.layout(run_id).resume_state, opt_tensors,
                     {"step": step, "elapsed": elapsed, "params": names})
 
 
@@ -57,7 +55,7 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module,
 
     With ``prune`` (the writing rank), checkpoints written after that point are dropped.
     """
-    resume_file = store.run_dir(run_id) / "resume.safetensors"
+    resume_file = store.layout(run_id).resume_state
     if not resume_file.is_file():
         return 0, 0.0
     opt_tensors, meta = load_checkpoint(resume_file)
@@ -84,9 +82,8 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module,
     for art in store.artifacts(run_id, "checkpoint"):
         if art.step is not None and art.step > step:
             store.remove_artifact(run_id, art.path)
-    for f in (store.run_dir(run_id) / "checkpoints").glob("*.safetensors"):
-        m = _STEP_RE.search(f.name)
-        if m and int(m.group(1)) > step:
+    for file_step, f in store.layout(run_id).checkpoint_files().items():
+        if file_step > step:
             f.unlink()
     return step, float(meta.get("elapsed", 0.0))
 

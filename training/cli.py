@@ -9,13 +9,14 @@ import signal
 import sys
 
 from training.api import list_tasks, train
-from training.config import DERIVED_MODEL_FIELDS, TrainConfig, parse_set_args
+from training.config import DERIVED_MODEL_FIELDS, TrainConfig
 from training.presets import presets_for
 from training.tasks import get_task_class
 from training.trainer import TrainingFailed
 from workbench.cli import emit
 from workbench.errors import UserError
 from workbench.models import ModelConfig
+from workbench.settings import parse_settings
 
 
 def register_tasks(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +83,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args) -> int:
-    # A job cancelled with SIGTERM stops like Ctrl-C: the run is marked cancelled, resumable.
+    # A job cancelled with SIGTERM stops like Ctrl-C (also before the run lifecycle starts).
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if args.resume and (args.task or args.overrides or args.config_file or args.data):
         raise UserError("--resume continues a run with its own config; "
@@ -93,7 +94,7 @@ def _train(args) -> int:
         if args.resume is None and run.status != "created":
             args.resume = run.id
     try:
-        result = train(args.task, preset=args.preset, overrides=parse_set_args(args.overrides),
+        result = train(args.task, preset=args.preset, overrides=parse_settings(args.overrides),
                        config_file=args.config_file, seed=args.seed, name=args.name,
                        data=args.data, resume=args.resume,
                        progress=not args.no_progress,

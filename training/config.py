@@ -1,5 +1,6 @@
 """Training configuration: the optimiser/schedule dataclass and the full run config
-(task parameters + model architecture + training), with ``--set key=value`` overrides."""
+(resolved task parameters + model architecture + training), with ``key=value`` overrides
+(parsed and coerced by :mod:`workbench.settings`, the one parser of every face)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from training.tasks.registry import coerce
 from workbench.errors import UserError, check_choice
 from workbench.files import read_mapping_file
 from workbench.models import ModelConfig
+from workbench.settings import coerce, parse_settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,24 +67,31 @@ DERIVED_MODEL_FIELDS = ("d_vocab", "d_vocab_out", "n_ctx")
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
-    """Everything that defines a training run; saved as ``config.json`` with the run."""
+    """Everything that defines a training run; saved as ``config.json`` with the run and in
+    its store row, so resuming and analysing it never depend on the code's defaults."""
 
     task: str
-    task_params: dict
+    task_params: dict  # every task parameter, resolved (``Task.params()``)
     model: ModelConfig
     train: TrainConfig
     data_path: str | None = None  # custom JSONL task
+    task_facts: dict = dataclasses.field(default_factory=dict)  # ``Task.facts()``
+    migration: str | None = None  # set on runs whose config a store migration resolved
 
     def to_dict(self) -> dict:
-        return {"task": self.task, "task_params": dict(self.task_params),
-                "model": self.model.to_dict(), "train": dataclasses.asdict(self.train),
-                "data_path": self.data_path}
+        out = {"task": self.task, "task_params": dict(self.task_params),
+               "model": self.model.to_dict(), "train": dataclasses.asdict(self.train),
+               "data_path": self.data_path, "task_facts": dict(self.task_facts)}
+        if self.migration is not None:
+            out["migration"] = self.migration
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         return cls(task=d["task"], task_params=dict(d["task_params"]),
                    model=ModelConfig.from_dict(d["model"]),
-                   train=TrainConfig(**d["train"]), data_path=d.get("data_path"))
+                   train=TrainConfig(**d["train"]), data_path=d.get("data_path"),
+                   task_facts=dict(d.get("task_facts") or {}), migration=d.get("migration"))
 
 
 def _fields(cls) -> dict[str, typing.Any]:
@@ -118,15 +126,8 @@ def apply_overrides(sections: dict[str, dict], overrides: dict[str, typing.Any],
         sections[section][field] = coerce(value, kinds[section][field], key)
 
 
-def parse_set_args(items: list[str]) -> dict[str, str]:
-    """``["lr=1e-3", "p=97"]`` → ``{"lr": "1e-3", "p": "97"}`` (values coerced later)."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
+# The one key=value parser lives in the core; this name stays for training.lm's CLI.
+parse_set_args = parse_settings
 
 
 def read_config_file(path: str) -> dict:

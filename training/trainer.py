@@ -25,11 +25,13 @@ from training.distributed import (SINGLE, DistContext, barrier, full_tensor, sha
                                   shard_fully, wrap)
 from workbench.checkpoint import weights_sha256
 from workbench.fast_forward import logits_at
+from workbench.lifecycle import RunFailed
 from workbench.store import RunStore
 
 
-class TrainingFailed(RuntimeError):
-    """The run itself failed (e.g. the loss became NaN); recorded as ``failed`` in the store."""
+class TrainingFailed(RunFailed):
+    """The run itself failed (e.g. the loss became NaN); the run lifecycle records it as
+    ``failed`` with this message."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,9 @@ def evaluate(model, x, y, positions, loss_dtype=torch.float64, batch: int = 8192
 def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTask,
                model: torch.nn.Module, *, progress: bool = True, resume: bool = False,
                ctx: DistContext = SINGLE) -> TrainResult:
-    """Train ``model`` on ``data`` per ``config.train``, recording everything under ``run_id``.
+    """Train ``model`` on ``data`` per ``config.train``, recording metrics and checkpoints
+    under ``run_id``; the caller holds the run's lifecycle (:meth:`RunStore.lifecycle`), which
+    records the status and the summary (this returns it).
 
     Under torchrun (``ctx.world_size > 1``) every rank runs this loop on its shard of each
     batch; only rank 0 evaluates and writes metrics and checkpoints.
@@ -180,8 +184,6 @@ def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTas
     batches = _Batches(train_x.shape[0], cfg.batch_size, cfg.seed)
     all_rows = torch.arange(train_x.shape[0], device=device)
     save_at = checkpoint_steps(cfg)
-    if ctx.is_main:
-        store.set_status(run_id, "running")
     bar = _progress_bar(cfg.steps, start, progress and ctx.is_main)
     t0 = time.perf_counter()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (
@@ -200,10 +202,7 @@ def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTas
             logits = forward(xb, positions)  # [batch, n_pos, vocab]
         loss = _loss(logits, yb[:, positions], loss_dtype, n_labels, ctx.world_size)
         if not torch.isfinite(loss):
-            message = f"loss became {loss.item()} at step {step}; try a lower lr"
-            if ctx.is_main:
-                store.set_status(run_id, "failed", message)
-            raise TrainingFailed(message)
+            raise TrainingFailed(f"loss became {loss.item()} at step {step}; try a lower lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -239,11 +238,8 @@ def train_loop(store: RunStore, run_id: str, config: RunConfig, data: EncodedTas
     final = _eval_metrics(logits_module, train_x, train_y, test_x, test_y, positions)
     state = {k: full_tensor(v).detach().cpu() for k, v in model.state_dict().items()}
     result = TrainResult(run_id=run_id, task=config.task, steps=cfg.steps, wall_seconds=wall,
-                         checkpoint=str(ckpt.weights_path(store, run_id, cfg.steps)),
+                         checkpoint=str(store.layout(run_id).checkpoint(cfg.steps)),
                          weights_sha256=weights_sha256(state), **final)
-    if ctx.is_main:
-        store.set_summary(run_id, result.to_json())
-        store.set_status(run_id, "completed")
     return result
 
 

@@ -68,6 +68,16 @@ class Task(abc.ABC):
     def generate(self) -> TaskData:
         """All examples for this parameter set, split into train and test."""
 
+    def params(self) -> dict:
+        """Every parameter of this task, resolved (defaults included), as JSON values: what a
+        run stores, so that its data never depends on the code's defaults of a later day."""
+        return {f.name: _json_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def facts(self) -> dict:
+        """Hidden rules of the generated data that analyses compare a model with (e.g. the
+        secret bits of sparse parity), as JSON values; stored with every run."""
+        return {}
+
     @classmethod
     def parameters(cls) -> list[dict]:
         """The task's parameters as ``[{"name", "type", "default"}]`` for ``workbench tasks``."""
@@ -77,6 +87,10 @@ class Task(abc.ABC):
             out.append({"name": f.name, "type": getattr(f.type, "__name__", str(f.type)),
                         "default": default})
         return out
+
+
+def _json_value(value):
+    return [_json_value(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def token_accuracy(predictions: Sequence[Sequence[Token]], examples: Sequence[Example]) -> float:

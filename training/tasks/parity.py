@@ -1,8 +1,8 @@
 """Sparse parity: the label is the XOR of ``k`` secret bits out of ``n``.
 
 Barak et al. (2022), Edelman et al. (2023). The secret support is drawn from ``seed`` (the first
-draw of ``random.Random(seed)``) and is exposed by :meth:`SparseParity.support` so analyses can
-compare it with, e.g., the Walsh coefficients of a trained network. Inputs are distinct
+draw of ``random.Random(seed)``) and is exposed by :meth:`SparseParity.support` (and stored
+with every run as the task fact ``support``) so analyses can compare it with, e.g., the Walsh coefficients of a trained network. Inputs are distinct
 uniformly random bit strings (position ``i`` holds bit ``i``), so train and test never share an
 input; ``n_train + n_test`` may therefore not exceed ``2**n``.
 """
@@ -52,6 +52,9 @@ class SparseParity(Task):
     def support(self) -> tuple[int, ...]:
         """The secret bit positions, sorted (fixed by ``seed``)."""
         return self._rng_after_support()[1]
+
+    def facts(self) -> dict:
+        return {"support": list(self.support())}
 
     def label(self, bits: tuple[str, ...]) -> str:
         """The parity (``"0"``/``"1"``) of the support bits of ``bits``."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 
 from training.tasks.base import Task
 from workbench.errors import UserError
+from workbench.settings import coerce
 
 _REGISTRY: dict[str, type[Task]] = {}
 
@@ -29,6 +29,9 @@ def get_task_class(name: str) -> type[Task]:
     return _REGISTRY[name]
 
 
+__all__ = ["coerce", "get_task_class", "make_task", "register", "task_names"]
+
+
 def make_task(name: str, **params) -> Task:
     """Build a task from user parameters; unknown keys and wrong types raise ``UserError``."""
     cls = get_task_class(name)
@@ -41,67 +44,3 @@ def make_task(name: str, **params) -> Task:
                              f"parameters: {', '.join(fields)}")
         clean[key] = coerce(value, hints[key], f"{name}.{key}")
     return cls(**clean)
-
-
-def coerce(value, annotation, label: str):
-    """Convert a user value (possibly a string from ``--set``) to ``annotation`` or raise."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and (value is None or value == "none"):
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce(value, arg, label)
-            except ValueError as exc:
-                errors.append(str(exc))
-        raise UserError(errors[0] if errors else f"{label}: bad value {value!r}")
-    if origin is typing.Literal:
-        if value not in args:
-            raise UserError(f"{label} must be one of {list(args)}, got {value!r}")
-        return value
-    if origin in (tuple, list):
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v != ""]
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"{label} must be a list, got {value!r}")
-        inner = args[0] if args else str
-        return tuple(coerce(v, inner, label) for v in value)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise UserError(f"{label} must be true or false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, bool):
-            raise UserError(f"{label} must be an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise UserError(f"{label} must be an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, bool):
-            raise UserError(f"{label} must be a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise UserError(f"{label} must be a number, got {value!r}")
-    if annotation is str:
-        if not isinstance(value, str):
-            raise UserError(f"{label} must be a string, got {value!r}")
-        return value
-    return value
