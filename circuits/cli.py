@@ -23,29 +23,7 @@ def register(subparsers) -> None:
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
     d = sub.add_parser("discover", help="find a circuit for a task on a model")
-    d.add_argument("--model", required=True, help="run id/name or Hugging Face model directory")
-    d.add_argument("--task", required=True,
-                   help="induction, modular, resample, ioi, greater-than or FILE.jsonl")
-    d.add_argument("--target-sparsity", type=_float, default=0.95)
-    d.add_argument("--method", default="edge-pruning", help="edge-pruning, eap or acdc")
-    d.add_argument("--ablation", default="corrupted", help="corrupted, zero or mean")
-    d.add_argument("--objective", default="kl", help="kl or logit-diff")
-    d.add_argument("--steps", type=int, default=3000)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--examples", type=int, default=256)
-    d.add_argument("--batch-size", type=int, default=32)
-    d.add_argument("--lr", type=_float, default=0.8)
-    d.add_argument("--lambda-lr", type=_float, default=None,
-                   help="Lagrange multipliers' learning rate (default: --lr)")
-    d.add_argument("--device", default=None)
-    d.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16: masked forward under bf16 autocast (GPU; also runs on CPU)")
-    d.add_argument("--grad-checkpoint", action="store_true",
-                   help="recompute attention layers in backward to save memory")
-    d.add_argument("--name", default=None)
-    d.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # a run the app created
-    d.add_argument("-o", "--output", default=None, help="directory for the circuit files")
-    d.add_argument("--json", action="store_true")
+    add_discover_arguments(d)
     d.set_defaults(handler=_discover)
 
     s = sub.add_parser("sweep", help="run a sweep spec (models x tasks x sparsities x methods "
@@ -77,23 +55,70 @@ def register(subparsers) -> None:
     c.set_defaults(handler=_compare)
 
 
-def _discover(args) -> int:
+def add_discover_arguments(d: argparse.ArgumentParser) -> None:
+    """The options of ``workbench circuits discover`` (also read by ``torchrun -m
+    circuits.distributed``, which runs the same search on several processes)."""
+    d.add_argument("--model", help="run id/name or Hugging Face model directory")
+    d.add_argument("--task", help="induction, modular, resample, ioi, greater-than or FILE.jsonl")
+    d.add_argument("--target-sparsity", type=_float, default=0.95)
+    d.add_argument("--method", default="edge-pruning", help="edge-pruning, eap or acdc")
+    d.add_argument("--ablation", default="corrupted", help="corrupted, zero or mean")
+    d.add_argument("--objective", default="kl", help="kl or logit-diff")
+    d.add_argument("--steps", type=int, default=3000)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--examples", type=int, default=256)
+    d.add_argument("--batch-size", type=int, default=32)
+    d.add_argument("--lr", type=_float, default=0.8)
+    d.add_argument("--lambda-lr", type=_float, default=None,
+                   help="Lagrange multipliers' learning rate (default: --lr)")
+    d.add_argument("--device", default=None)
+    d.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: masked forward under bf16 autocast (GPU; also runs on CPU)")
+    d.add_argument("--grad-checkpoint", action="store_true",
+                   help="recompute attention layers in backward to save memory")
+    d.add_argument("--name", default=None)
+    d.add_argument("--run-id", default=None,
+                   help=argparse.SUPPRESS)  # a prepared run: searched with its stored config
+    d.add_argument("-o", "--output", default=None, help="directory for the circuit files")
+    d.add_argument("--json", action="store_true")
+
+
+def config_from_args(args):
+    """The :class:`~circuits.api.DiscoverConfig` of parsed discover options, or ``None`` for
+    ``--run-id`` alone (the run's stored config)."""
+    from circuits.api import DiscoverConfig
+
+    if args.model is None and args.task is None and args.run_id is not None:
+        return None
+    if args.model is None or args.task is None:
+        raise UserError("--model and --task are required (or --run-id of a prepared run)")
+    return DiscoverConfig(model=args.model, task=args.task, method=args.method,
+                          target_sparsity=args.target_sparsity, ablation=args.ablation,
+                          objective=args.objective, steps=args.steps, seed=args.seed,
+                          n_examples=args.examples, batch_size=args.batch_size, lr=args.lr,
+                          lambda_lr=args.lambda_lr, device=args.device,
+                          precision=args.precision, grad_checkpoint=args.grad_checkpoint)
+
+
+def run_discover(args, dist=None) -> int:
+    """Search per ``args`` and print the result (rank 0); the CLI face and torchrun's."""
     from circuits.api import discover
-    if not 0 <= args.target_sparsity <= 1.5:
-        raise UserError(f"--target-sparsity must be in [0, 1.5], got {args.target_sparsity}")
-    res = discover(args.model, args.task, target_sparsity=args.target_sparsity,
-                   method=args.method, ablation=args.ablation, objective=args.objective,
-                   steps=args.steps, seed=args.seed, n_examples=args.examples,
-                   batch_size=args.batch_size, lr=args.lr, lambda_lr=args.lambda_lr,
-                   out_dir=args.output,
-                   name=args.name, device=args.device, precision=args.precision,
-                   grad_checkpoint=args.grad_checkpoint, run_id=args.run_id)
-    out = res.to_json()
-    emit(out, args.json,
+    from circuits.dist_context import SINGLE
+
+    dist = dist or SINGLE
+    res = discover(config_from_args(args), out_dir=args.output, name=args.name,
+                   run_id=args.run_id, dist=dist)
+    if res is None:  # a torchrun process other than rank 0
+        return 0
+    emit({**res.to_json(), "world_size": dist.world_size}, args.json,
          f"run {res.run_id}: {res.n_edges}/{res.total_edges} edges (sparsity "
          f"{res.sparsity:.4f}), KL {res.kl:.4g}, accuracy {res.accuracy:.3f}, exact match "
          f"{res.exact_match:.3f} in {res.wall_seconds:.1f}s\ncircuit: {res.paths['json']}")
     return 0
+
+
+def _discover(args) -> int:
+    return run_discover(args)
 
 
 def _sweep(args) -> int:

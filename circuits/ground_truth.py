@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from workbench.errors import UserError
 from workbench.files import read_mapping_file
+from workbench.layout import GROUND_TRUTH_FORMAT
 
-FORMAT = "workbench-ground-truth/1"
+FORMAT = GROUND_TRUTH_FORMAT
 
 
 def graph_edge_name(edge: dict) -> str:

@@ -1,8 +1,10 @@
 """Transformer Program runs in the run store: train-and-save, load, export, verify.
 
-A run (kind ``program``) keeps ``program.safetensors``: the relaxed model's weights plus the
-encoded train/test inputs (so ``verify`` needs neither the task generator nor the custom file),
-with the config and shape in the metadata.
+A run (kind ``program``) stores its :class:`~programs.config.ProgramRunConfig` (resolved task
+parameters included) and keeps ``program.safetensors`` (:attr:`RunLayout.program`): the relaxed
+model's weights plus the encoded train/test inputs (so ``verify`` needs neither the task
+generator nor the custom file), with the config and shape in the metadata. Training runs inside
+the store's run lifecycle.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from programs.config import ProgramConfig, preset, preset_task_params
+from programs.config import ProgramConfig, ProgramRunConfig, preset, preset_task_params
 from programs.data import ProgramShape, encode
 from programs.decompile import decompile
 from programs.discrete import DiscreteProgram
@@ -21,77 +23,111 @@ from programs.verify import VerifyResult, verify
 from workbench.errors import UserError
 
 KIND = "program"
-CHECKPOINT = "program.safetensors"
 
 
-def load_task(task: str, data_path: str | None, task_params: dict, seed: int):
+def load_task(config: ProgramRunConfig):
+    """The task data of a program run (deterministic from its resolved config)."""
     from training.tasks import load_jsonl_task, make_task
 
-    if data_path is not None:
-        return load_jsonl_task(data_path, layout="aligned", require_functional=True)
-    return make_task(task, **task_params).generate()
+    if config.data is not None:
+        return load_jsonl_task(config.data, layout="aligned", require_functional=True)
+    return make_task(config.task, **config.task_params).generate()
 
 
 def run_config(program: dict, preset_name: str, task_params: dict | None,
-               data_path: str | None) -> dict:
-    """The config a program run records: program settings, preset, task parameters, data."""
-    return {"program": program, "preset": preset_name, "task_params": task_params or {},
-            "data": data_path}
+               data_path: str | None, task: str | None = None) -> dict:
+    """The config a program run records (:class:`ProgramRunConfig` as a dict)."""
+    return {"task": task, "program": program, "preset": preset_name,
+            "task_params": task_params or {}, "data": data_path}
 
 
-def train_run(task: str, *, preset_name: str = "paper", overrides: dict | None = None,
-              seed: int | None = None, data_path: str | None = None,
-              task_params: dict | None = None, name: str | None = None, store=None,
-              on_epoch=None, run_id: str | None = None) -> dict:
-    """Train a program, save it as a run; returns the CLI's JSON summary.
-
-    ``run_id`` trains into a run already created (the app creates it to link its job at once).
-    """
-    from workbench.checkpoint import save_checkpoint
-    from workbench.store import RunStore
+def build_run_config(task: str, *, preset_name: str = "paper", overrides: dict | None = None,
+                     seed: int | None = None, data_path: str | None = None,
+                     task_params: dict | None = None) -> ProgramRunConfig:
+    """Validate a training request into the run's resolved config (UserError naming the bad
+    value); ``overrides`` and ``task_params`` may hold ``--set`` text."""
+    from training.tasks import make_task
 
     overrides = dict(overrides or {})
     if seed is not None:
         overrides["seed"] = seed
     cfg = preset(preset_name, task).with_overrides(overrides)
     if data_path is None:
-        task_params = preset_task_params(preset_name, task, task_params)
-    data = load_task(task, data_path, task_params or {}, cfg.seed)
-    store = store or RunStore()
-    label = task if data_path is None else f"custom:{data.name}"
-    config = run_config(cfg.to_dict(), preset_name, task_params, data_path)
-    if run_id is not None:
-        run = store.claim_created_run(run_id, KIND, config)
+        task_params = make_task(task, **preset_task_params(preset_name, task,
+                                                            task_params)).params()
     else:
-        run = store.create_run(kind=KIND, task=label, name=name, config=config)
-    store.set_status(run.id, "running")
+        task_params = {}
+    return ProgramRunConfig(task=task, preset=preset_name, program=cfg, task_params=task_params,
+                            data=data_path)
+
+
+def prepare_run(task: str, *, name: str | None = None, store=None, **request) -> str:
+    """Validate a request (the keywords of :func:`build_run_config`) and create its run in
+    status ``created`` with the resolved config; ``train_run(run_id=...)`` trains it."""
+    from workbench.store import RunStore
+
+    config = build_run_config(task, **request)
+    data = load_task(config)
+    store = store or RunStore()
+    return store.create_run(kind=KIND, task=_label(config, data), name=name,
+                            config=config.to_dict()).id
+
+
+def train_run(task: str | None = None, *, preset_name: str = "paper",
+              overrides: dict | None = None, seed: int | None = None,
+              data_path: str | None = None, task_params: dict | None = None,
+              name: str | None = None, store=None, on_epoch=None,
+              run_id: str | None = None) -> dict:
+    """Train a program, save it as a run; returns the CLI's JSON summary.
+
+    ``run_id`` trains a run created beforehand (:func:`prepare_run`) from its stored config.
+    """
+    from workbench.checkpoint import save_checkpoint
+    from workbench.store import RunStore
+
+    store = store or RunStore()
+    if run_id is not None and task is None:
+        run = store.get_run(run_id)
+        if run.kind != KIND:
+            raise UserError(f"run {run_id!r} is a {run.kind} run, not a program run")
+        config = ProgramRunConfig.from_dict(run.config, run.task)
+        data = load_task(config)
+    else:
+        config = build_run_config(task, preset_name=preset_name, overrides=overrides,
+                                  seed=seed, data_path=data_path, task_params=task_params)
+        data = load_task(config)
+        if run_id is not None:  # TODO(issue 17, UI part): the app's jobs restate the request
+            run = store.claim_created_run(run_id, KIND, config.to_dict())
+        else:
+            run = store.create_run(kind=KIND, task=_label(config, data), name=name,
+                                   config=config.to_dict())
+    cfg, label = config.program, _label(config, data)
 
     def report(epoch: int, metrics: dict) -> bool:
         store.log_metrics(run.id, epoch, metrics)
         return True if on_epoch is None else on_epoch(epoch, metrics)
 
-    try:
+    with store.lifecycle(run.id) as life:
         result = train_program(data, cfg, report)
         shape = result.program.shape
         x_train, _ = encode(data.train, shape, data.pad_token)
         x_test, _ = encode(data.test, shape, data.pad_token)
         tensors = {f"model.{k}": v for k, v in result.model.state_dict().items()}
         tensors |= {"data.x_train": x_train, "data.x_test": x_test}
-        path = store.run_dir(run.id) / CHECKPOINT
+        path = store.layout(run.id).program
         save_checkpoint(path, tensors, {"program_config": cfg.to_dict(),
                                         "shape": shape.to_dict(), "task": label})
         store.add_artifact(run.id, path, "checkpoint", step=cfg.epochs)
         source = decompile(result.program, title=f"Transformer Program for {label}")
-        summary = {"run_id": run.id, "test_acc": result.test_acc, "train_acc": result.train_acc,
-                   "wall_seconds": result.wall_seconds,
-                   "seconds_per_epoch": result.seconds_per_epoch,
-                   "program_lines": len(source.splitlines())}
-        store.set_summary(run.id, summary)
-        store.set_status(run.id, "completed")
-    except BaseException as exc:
-        store.set_status(run.id, "failed", str(exc)[:500])
-        raise
-    return summary
+        life.summary = {"run_id": run.id, "test_acc": result.test_acc,
+                        "train_acc": result.train_acc, "wall_seconds": result.wall_seconds,
+                        "seconds_per_epoch": result.seconds_per_epoch,
+                        "program_lines": len(source.splitlines())}
+    return life.summary
+
+
+def _label(config: ProgramRunConfig, data) -> str:
+    return config.task if config.data is None else f"custom:{data.name}"
 
 
 @dataclass(frozen=True)
@@ -112,7 +148,7 @@ def load_run(ref: str, store=None) -> LoadedRun:
     run = store.get_run(ref)
     if run.kind != KIND:
         raise UserError(f"run {ref!r} is a {run.kind!r} run, not a Transformer Program")
-    path = store.run_dir(run.id) / CHECKPOINT
+    path = store.layout(run.id).program
     if not path.is_file():
         raise UserError(f"run {ref!r} has no program checkpoint (status {run.status!r})")
     tensors, meta = load_checkpoint(path)
@@ -135,3 +171,24 @@ def verify_run(ref: str, store=None) -> VerifyResult:
     loaded = load_run(ref, store)
     source = decompile(loaded.program, title=f"Transformer Program for {loaded.task}")
     return verify(loaded.program, torch.cat([loaded.x_train, loaded.x_test]), source)
+
+
+def upgrade_program_run(store, run) -> None:
+    """Store migration 4 (:mod:`workbench.run_migrations`): an old program run's task
+    parameters resolved with today's defaults, and its task named in the config."""
+    from training.tasks import make_task
+    from workbench.run_migrations import MIGRATION_NOTE
+
+    stored = dict(run.config)
+    if "program" not in stored or stored.get("data") is not None:
+        return  # not a program config, or custom data (nothing to resolve)
+    params = dict(stored.get("task_params") or {})
+    task = stored.get("task") or run.task
+    try:
+        resolved = make_task(task, **params).params()
+    except (TypeError, ValueError):
+        return  # a task this code does not know: the run keeps what it has
+    if resolved != params or stored.get("task") != task:
+        store.set_config(run.id, {**stored, "task": task, "task_params": resolved,
+                                  "migration": f"task parameters {MIGRATION_NOTE} "
+                                               f"(stored: {params})"})

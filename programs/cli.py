@@ -6,16 +6,25 @@ import argparse
 from pathlib import Path
 
 from programs.config import PRESETS, split_settings
+from workbench.errors import UserError
 
 
 def _train(args) -> int:
     from programs.api import train_run
     from workbench.cli import emit
 
-    overrides, task_params = split_settings(args.set or [])
-    summary = train_run(args.task, preset_name=args.preset, overrides=overrides, seed=args.seed,
-                        data_path=args.data, task_params=task_params, name=args.name,
-                        run_id=args.run_id)
+    if args.task is None:
+        if args.run_id is None:
+            raise UserError("a task name is required (or --run-id of a prepared run)")
+        if args.set or args.seed is not None or args.data or args.name:
+            raise UserError("--run-id trains the run's stored config; give no --set, --seed, "
+                            "--data or --name with it")
+        summary = train_run(run_id=args.run_id)
+    else:
+        overrides, task_params = split_settings(args.set or [])
+        summary = train_run(args.task, preset_name=args.preset, overrides=overrides,
+                            seed=args.seed, data_path=args.data, task_params=task_params,
+                            name=args.name, run_id=args.run_id)
     emit(summary, args.json, f"run {summary['run_id']}: test_acc {summary['test_acc']:.4f} "
                              f"train_acc {summary['train_acc']:.4f} in "
                              f"{summary['wall_seconds']:.1f}s, program "
@@ -62,7 +71,7 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
 
     train = sub.add_parser("train", help="train a Transformer Program on a task")
-    train.add_argument("task", help="registered task name (or a label with --data)")
+    train.add_argument("task", nargs="?", help="registered task name (or a label with --data)")
     train.add_argument("--preset", choices=PRESETS, default="paper")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="program setting (e.g. epochs=50) or task.PARAM=VALUE")

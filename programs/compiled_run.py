@@ -22,15 +22,13 @@ from programs.compile import compile_weights
 from programs.data import IGNORE
 from programs.discrete import run_discrete
 
+from workbench.layout import GROUND_TRUTH_FORMAT
+
 KIND = "compiled"
-GROUND_TRUTH = "ground_truth.json"
-EXAMPLES = "examples.safetensors"
-TRUTH_FORMAT = "workbench-ground-truth/1"
 
 
 def compile_run(ref: str, *, name: str | None = None, store=None) -> dict:
     """Compile program run ``ref`` into a new ``compiled`` run; returns its summary."""
-    from training.checkpoints import weights_path
     from workbench.checkpoint import atomic_write_json, save_checkpoint
     from workbench.store import RunStore
 
@@ -48,29 +46,25 @@ def compile_run(ref: str, *, name: str | None = None, store=None) -> dict:
     run = store.create_run(kind=KIND, task=loaded.task, name=name,
                            config={"model": cfg.to_dict(), "task": loaded.task,
                                    "program_run": loaded.run_id})
-    try:
-        directory = store.run_dir(run.id)
-        weights = weights_path(store, run.id, 0)  # where a trained run keeps step 0
+    layout = store.layout(run.id)
+    with store.lifecycle(run.id) as life:
+        weights = layout.checkpoint(0)  # where a trained run keeps step 0
         save_checkpoint(weights, state, {"step": 0, "model": cfg.to_dict(), "vocab": vocab,
                                          "task": loaded.task})
         store.add_artifact(run.id, weights, "checkpoint", step=0)
-        save_checkpoint(directory / EXAMPLES, {"x": x, "y": y}, {"source": "program outputs"})
-        store.add_artifact(run.id, directory / EXAMPLES, "examples")
+        save_checkpoint(layout.examples, {"x": x, "y": y}, {"source": "program outputs"})
+        store.add_artifact(run.id, layout.examples, "examples")
         edges = sorted(truth.edges, key=lambda e: (e.src, e.dst, e.port, e.role))
-        atomic_write_json(directory / GROUND_TRUTH, {
-            "format": TRUTH_FORMAT, "program_run": loaded.run_id,
+        atomic_write_json(layout.ground_truth, {
+            "format": GROUND_TRUTH_FORMAT, "program_run": loaded.run_id,
             "edges": [e.__dict__ for e in edges],
             "heads": {k: list(v) for k, v in truth.heads.items()}})
-        store.add_artifact(run.id, directory / GROUND_TRUTH, "ground-truth")
-        summary = {"run_id": run.id, "program_run": loaded.run_id, "task": loaded.task,
-                   "n_layers": cfg.n_layers, "d_model": cfg.d_model, "n_heads": cfg.n_heads,
-                   "d_mlp": cfg.d_mlp,
-                   # distinct (writer, reader, port): one edge may hold several roles
-                   "ground_truth_edges": len({(e.src, e.dst, e.port) for e in edges}),
-                   "checkpoint": str(weights), "ground_truth": str(directory / GROUND_TRUTH)}
-        store.set_summary(run.id, summary)
-        store.set_status(run.id, "completed")
-    except BaseException as exc:
-        store.set_status(run.id, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    return summary
+        store.add_artifact(run.id, layout.ground_truth, "ground-truth")
+        life.summary = {
+            "run_id": run.id, "program_run": loaded.run_id, "task": loaded.task,
+            "n_layers": cfg.n_layers, "d_model": cfg.d_model, "n_heads": cfg.n_heads,
+            "d_mlp": cfg.d_mlp,
+            # distinct (writer, reader, port): one edge may hold several roles
+            "ground_truth_edges": len({(e.src, e.dst, e.port) for e in edges}),
+            "checkpoint": str(weights), "ground_truth": str(layout.ground_truth)}
+    return life.summary

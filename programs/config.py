@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from workbench.errors import UserError, check_choice
+from workbench.settings import coerce, parse_settings, split_prefixed
 
 
 NUM_MLP_FEATURES = ("tents", "linear")
@@ -105,7 +106,6 @@ class ProgramConfig:
 
     def with_overrides(self, overrides: dict) -> "ProgramConfig":
         """A copy with ``key=value`` overrides (strings from ``--set`` are coerced)."""
-        from training.tasks.registry import coerce  # the shared --set coercion rules
         import typing
 
         hints = typing.get_type_hints(type(self))
@@ -162,18 +162,10 @@ TINY = ProgramConfig(n_layers=2, n_cat_heads=2, n_num_heads=1, n_cat_mlps=1, n_n
 PRESETS = ("paper", "tiny")
 
 
-def split_settings(items: list[str]) -> tuple[dict, dict]:
-    """``--set key=value`` items -> (program settings, task parameters ``task.key=value``)."""
-    program, task = {}, {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        if key.startswith("task."):
-            task[key[len("task."):]] = value
-        else:
-            program[key] = value
-    return program, task
+def split_settings(items) -> tuple[dict, dict]:
+    """``--set key=value`` items (or settings text) -> (program settings, task parameters
+    ``task.key=value``), parsed by the one parser, :func:`workbench.settings.parse_settings`."""
+    return split_prefixed(parse_settings(items), "task.")
 
 
 def preset_task_params(name: str, task: str, given: dict | None = None) -> dict:
@@ -190,3 +182,31 @@ def preset(name: str, task: str) -> ProgramConfig:
     if name == "paper":
         return PAPER_PRESETS.get(task, PAPER_PRESETS["sort"])
     raise UserError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgramRunConfig:
+    """Everything that defines a program run, saved with it: the program settings, the preset
+    they came from, the task's parameters (every one, resolved) or the custom data file."""
+
+    task: str  # the registered task, or the label of a custom file
+    preset: str
+    program: ProgramConfig
+    task_params: dict  # resolved (``Task.params()``); empty for custom data
+    data: str | None = None  # custom aligned JSONL task
+    migration: str | None = None  # set on runs whose config a store migration resolved
+
+    def to_dict(self) -> dict:
+        out = {"task": self.task, "preset": self.preset, "program": self.program.to_dict(),
+               "task_params": dict(self.task_params), "data": self.data}
+        if self.migration is not None:
+            out["migration"] = self.migration
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict, task: str | None = None) -> "ProgramRunConfig":
+        """``task`` fills in configs stored before the task was part of them."""
+        return cls(task=d.get("task") or task, preset=d.get("preset", "paper"),
+                   program=ProgramConfig.from_dict(d["program"]),
+                   task_params=dict(d.get("task_params") or {}), data=d.get("data"),
+                   migration=d.get("migration"))

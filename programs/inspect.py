@@ -19,34 +19,22 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from programs.config import PAPER_PRESETS, PRESETS, preset, preset_task_params
+from programs.config import PAPER_PRESETS, PRESETS
 from programs.decompile import analyse
 from programs.discrete import (CatHead, DiscreteProgram, NumHead, live_keys, rank_matrix,
                                run_discrete, select)
 from programs.data import ProgramShape
 from training.tasks.common import BOS, EOS, PAD
 from workbench.errors import UserError
+from workbench.settings import parse_settings, split_prefixed
+
+__all__ = ["TASKS", "TrainRequest", "example_text", "parse_settings", "tokenize",
+           "trace_program", "train_request", "unembedding"]
 
 TASKS = tuple(PAPER_PRESETS)  # the registered tasks a program can be trained on from the app
 
 
 # -- training requests -------------------------------------------------------------------------
-def parse_settings(text: str | None) -> dict[str, str]:
-    """``key=value`` per line (or comma-separated) -> dict; a malformed item is a UserError."""
-    out: dict[str, str] = {}
-    for item in re.split(r"[\n,]", text or ""):
-        item = item.strip()
-        if not item or item.startswith("#"):
-            continue
-        if "=" not in item:
-            raise UserError(f"expected key=value, got {item!r}")
-        key, value = (s.strip() for s in item.split("=", 1))
-        if not key:
-            raise UserError(f"missing setting name in {item!r}")
-        out[key] = value
-    return out
-
-
 @dataclass(frozen=True)
 class TrainRequest:
     argv: list[str]  # ``workbench`` arguments of the job
@@ -57,23 +45,22 @@ class TrainRequest:
 def train_request(task: str, preset_name: str, settings: dict[str, str], *,
                   seed: str | int | None = None, name: str | None = None) -> TrainRequest:
     """Validate a training request (UserError naming the bad value) and build its argv."""
-    from training.tasks import make_task
+    from programs.api import build_run_config
 
     if task not in TASKS:
         raise UserError(f"unknown program task {task!r}; tasks: {', '.join(TASKS)}")
     if preset_name not in PRESETS:
         raise UserError(f"unknown preset {preset_name!r}; presets: {', '.join(PRESETS)}")
-    program = {k: v for k, v in settings.items() if not k.startswith("task.")}
-    task_params = {k[len("task."):]: v for k, v in settings.items() if k.startswith("task.")}
+    program, task_params = split_prefixed(settings, "task.")
     if seed not in (None, ""):
         try:
             seed = int(str(seed).strip())
         except ValueError:
             raise UserError(f"seed must be an integer, got {seed!r}") from None
-        program["seed"] = str(seed)
-    cfg = preset(preset_name, task).with_overrides(program)
-    task_params = preset_task_params(preset_name, task, task_params)
-    make_task(task, **task_params)  # raises on unknown parameters and bad values
+    config = build_run_config(task, preset_name=preset_name, overrides=program,
+                              seed=None if seed in (None, "") else seed,
+                              task_params=task_params)
+    cfg, task_params = config.program, config.task_params
     argv = ["programs", "train", task, "--preset", preset_name]
     for key, value in settings.items():
         argv += ["--set", f"{key}={value}"]
