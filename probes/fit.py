@@ -1,0 +1,261 @@
+"""Fit probes for every site (layer / hook) and position at once, batched in torch.
+
+Method: the activations of all ``G = sites x positions`` groups are stacked into one
+``[G, n, d]`` tensor, standardised per group with training statistics, and every group's probe
+is trained in the same batched matrix products (``torch.baddbmm``), instead of one
+scikit-learn fit per layer. Kinds: ``linear`` (closed-form ridge regression; one-hot targets
+for classes), ``logistic`` (multiclass softmax regression, L2 penalty ``l2`` on the weights,
+full-batch L-BFGS: the objective of scikit-learn's ``LogisticRegression(C=1/(l2 * n))``),
+``lowrank:R`` (softmax regression through a rank-R weight ``U V``) and ``mlp`` / ``mlp:H``
+(one hidden ReLU layer). Held-out accuracy, or R² for a numeric target; optional control
+task (random labels per type, :mod:`probes.targets`) and selectivity = task - control; the
+embedding baseline is the probe on layer 0 (``resid.0``).
+
+References: Alain & Bengio 2016 (linear classifier probes), Hewitt & Liang 2019 (control
+tasks, selectivity), Belinkov 2022 (probing classifiers survey).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from probes.activations import Activations, load_activations
+from probes.targets import Target, control_labels, load_target, split
+from workbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class ProbeKind:
+    name: str  # linear | logistic | lowrank | mlp
+    size: int | None = None  # rank (lowrank) or hidden width (mlp)
+
+    @classmethod
+    def parse(cls, spec: str) -> "ProbeKind":
+        if spec in ("linear", "logistic"):
+            return cls(spec)
+        if m := re.fullmatch(r"lowrank:(\d+)", spec):
+            if int(m.group(1)) < 1:
+                raise UserError(f"probe rank must be positive, got {spec!r}")
+            return cls("lowrank", int(m.group(1)))
+        if m := re.fullmatch(r"mlp(?::(\d+))?", spec):
+            return cls("mlp", int(m.group(1) or 64))
+        raise UserError(f"unknown probe kind {spec!r}: use linear, logistic, lowrank:R or mlp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeResult:
+    """Scores per site (rows) and position (columns); ``metric`` is accuracy or r2."""
+
+    target: str
+    task: str
+    metric: str
+    kind: str
+    sites: tuple[str, ...]
+    positions: tuple[str, ...]
+    n_train: int
+    n_test: int
+    n_classes: int | None
+    classes: tuple[str, ...] | None  # class names, in the order of the probe's outputs
+    chance: float  # test accuracy of the majority class (0 for R²)
+    train_score: list[list[float]]
+    test_score: list[list[float]]
+    control_score: list[list[float]] | None = None
+    selectivity: list[list[float]] | None = None
+    embedding_baseline: list[float] | None = None  # test score of resid.0 per position
+    split_by: str | None = None
+    test_fraction: float = 0.3
+    seed: int = 0
+    model: dict = field(default_factory=dict)
+    # per group [S, P, d, C] weights and [S, P, C] biases in activation space (not in JSON)
+    weights: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    biases: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    test_index: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def best(self) -> dict:
+        flat = [(v, s, p) for s, row in zip(self.sites, self.test_score)
+                for p, v in zip(self.positions, row)]
+        v, s, p = max(flat)
+        return {"site": s, "position": p, "test_score": v}
+
+    def to_json(self) -> dict:
+        skip = {"weights", "biases", "test_index"}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
+        out["best"] = self.best
+        return out
+
+
+def _score(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    """Per group score: accuracy (logits [G, n, C]) or R² (predictions [G, n, 1])."""
+    if task == "classify":
+        return (logits.argmax(-1) == y).float().mean(-1)
+    pred = logits[..., 0]
+    sse = ((pred - y) ** 2).sum(-1)
+    sst = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1).clamp_min(1e-12)
+    return 1 - sse / sst
+
+
+def _lbfgs(params: list[torch.Tensor], loss_fn, max_iter: int) -> None:
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, history_size=20,
+                            tolerance_grad=1e-6, tolerance_change=1e-10,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+    opt.step(closure)
+
+
+def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
+                n_out: int, l2: float, max_iter: int = 200, seed: int = 0):
+    """Train one probe per group: ``x`` [G, n, d] (standardised), ``y`` [G, n].
+
+    Returns ``predict(x_new [G, m, d]) -> [G, m, n_out]`` and the linear map ``(W [G, d,
+    n_out], b [G, n_out])`` where the probe is linear (None for mlp).
+    """
+    g, n, d = x.shape
+    gen = torch.Generator().manual_seed(seed)
+    target = F.one_hot(y, n_out).float() if task == "classify" else y[..., None]
+    if kind.name == "linear":
+        xa = torch.cat([x, torch.ones(g, n, 1)], -1)  # [G, n, d+1]
+        gram = xa.transpose(1, 2) @ xa + l2 * n * torch.eye(d + 1)  # [G, d+1, d+1]
+        w = torch.linalg.solve(gram, xa.transpose(1, 2) @ target)  # [G, d+1, n_out]
+        wl, bl = w[:, :d], w[:, d]
+        return (lambda z: torch.baddbmm(bl[:, None], z, wl)), (wl, bl)
+    if task == "classify":
+        def loss_of(out):
+            return F.cross_entropy(out.reshape(-1, n_out), y.reshape(-1), reduction="sum") / n
+    else:
+        def loss_of(out):
+            return ((out[..., 0] - y) ** 2).sum() / n
+    if kind.name == "logistic":
+        if task != "classify":
+            raise UserError("a logistic probe needs a categorical target; use linear for a "
+                            "numeric one")
+        w = torch.zeros(g, d, n_out, requires_grad=True)
+        b = torch.zeros(g, 1, n_out, requires_grad=True)
+        _lbfgs([w, b], lambda: loss_of(torch.baddbmm(b, x, w)) + 0.5 * l2 * (w ** 2).sum(),
+               max_iter)
+        w, b = w.detach(), b.detach()[:, 0]
+        return (lambda z: torch.baddbmm(b[:, None], z, w)), (w, b)
+    if kind.name == "lowrank":
+        r = kind.size
+        u = (torch.randn(g, d, r, generator=gen) / d ** 0.5).requires_grad_()
+        v = (torch.randn(g, r, n_out, generator=gen) / r ** 0.5).requires_grad_()
+        b = torch.zeros(g, 1, n_out, requires_grad=True)
+        _lbfgs([u, v, b], lambda: loss_of(torch.baddbmm(b, x @ u, v))
+               + 0.5 * l2 * ((u ** 2).sum() + (v ** 2).sum()), max_iter)
+        w, b = (u @ v).detach(), b.detach()[:, 0]
+        return (lambda z: torch.baddbmm(b[:, None], z, w)), (w, b)
+    h = kind.size
+    w1 = (torch.randn(g, d, h, generator=gen) * (2 / d) ** 0.5).requires_grad_()
+    b1 = torch.zeros(g, 1, h, requires_grad=True)
+    w2 = (torch.randn(g, h, n_out, generator=gen) / h ** 0.5).requires_grad_()
+    b2 = torch.zeros(g, 1, n_out, requires_grad=True)
+
+    def mlp(z):
+        return torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, z, w1)), w2)
+    _lbfgs([w1, b1, w2, b2], lambda: loss_of(mlp(x)) + 0.5 * l2 * ((w1 ** 2).sum()
+                                                                   + (w2 ** 2).sum()), max_iter)
+    params = [p.detach() for p in (w1, b1, w2, b2)]
+
+    def predict(z):
+        return torch.baddbmm(params[3], torch.relu(torch.baddbmm(params[1], z, params[0])),
+                             params[2])
+    return predict, None
+
+
+def _groups(acts: Activations, sites: Sequence[str]) -> torch.Tensor:
+    # [S, n, P, d] -> [S * P, n, d]: one group per (site, position)
+    stacked = torch.stack([acts.acts[s] for s in sites])
+    s, n, p, d = stacked.shape
+    return stacked.permute(0, 2, 1, 3).reshape(s * p, n, d)
+
+
+def _run(x, y, train, test, *, kind, task, n_out, l2, max_iter, seed):
+    """Standardise with training statistics, fit, score; y is [G, n]."""
+    xtr, xte = x[:, train], x[:, test]
+    mu, sd = xtr.mean(1, keepdim=True), xtr.std(1, keepdim=True)
+    sd = torch.where(sd > 1e-6, sd, torch.ones_like(sd))  # constant features stay as they are
+    ytr, yte = y[:, train], y[:, test]
+    if task == "regress":  # standardise the target too so l2 means the same at any scale
+        ym, ys = ytr.mean(1, keepdim=True), ytr.std(1, keepdim=True).clamp_min(1e-12)
+        ytr, yte = (ytr - ym) / ys, (yte - ym) / ys
+    predict, linear = fit_batched((xtr - mu) / sd, ytr, kind=kind, task=task, n_out=n_out,
+                                  l2=l2, max_iter=max_iter, seed=seed)
+    with torch.no_grad():
+        s_train = _score(predict((xtr - mu) / sd), ytr, task)
+        s_test = _score(predict((xte - mu) / sd), yte, task)
+    raw = None
+    if linear is not None:  # back to activation space: logits = x W' + b'
+        w, b = linear
+        w_raw = w / sd.transpose(1, 2)  # [G, d, n_out]
+        raw = (w_raw, b - (mu @ w_raw)[:, 0])
+    return s_train, s_test, raw
+
+
+def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
+               task: str = "auto", split_by: str | None = None, test_fraction: float = 0.3,
+               control: bool = False, control_by: str | None = None, seed: int = 0,
+               l2: float | None = None, max_iter: int = 200,
+               sites: Sequence[str] | None = None) -> ProbeResult:
+    """Probes for every site and position of ``acts`` predicting ``target`` (a column name, a
+    labels file or a label sequence). ``split_by`` names a group column (entity-level split);
+    ``control`` adds the control task (types: ``control_by``'s values, by default the
+    ``split_by`` groups, else the token at each position) and selectivity. ``l2`` defaults to ``1 / n_train`` (scikit-learn's C = 1)."""
+    if isinstance(acts, str) or not isinstance(acts, Activations):
+        acts = load_activations(acts, sites=list(sites) if sites else None)
+    probe_kind = ProbeKind.parse(kind)
+    tgt: Target = load_target(acts, target, task=task)
+    groups = acts.column(split_by) if split_by else None
+    train, test = split(tgt, groups=groups, test_fraction=test_fraction, seed=seed)
+    site_names = list(sites) if sites else acts.sites
+    x = _groups(acts, site_names)  # [G, n, d]
+    n_pos = len(acts.positions)
+    n_out = len(tgt.classes) if tgt.task == "classify" else 1
+    l2 = 1.0 / len(train) if l2 is None else l2
+    opts = dict(kind=probe_kind, task=tgt.task, n_out=n_out, l2=l2, max_iter=max_iter,
+                seed=seed)
+    y = tgt.y.expand(x.shape[0], -1)
+    s_train, s_test, raw = _run(x, y, train, test, **opts)
+
+    def grid(v: torch.Tensor) -> list[list[float]]:
+        return [[round(float(a), 6) for a in row] for row in v.reshape(len(site_names), n_pos)]
+    control_score = selectivity = None
+    control_by = control_by or split_by  # entity-level probing: a random label per entity
+    if control:
+        if control_by:
+            ids: dict[str, int] = {}
+            types = torch.tensor([ids.setdefault(str(v), len(ids))
+                                  for v in acts.column(control_by)])[:, None].expand(-1, n_pos)
+        else:
+            types = acts.tokens  # [n, P]
+        y_control = control_labels(tgt, types, seed=seed)  # [P, n]
+        y_control = y_control[None].expand(len(site_names), -1, -1).reshape(-1, acts.n)
+        _, c_test, _ = _run(x, y_control, train, test, **opts)
+        control_score, selectivity = grid(c_test), grid(s_test - c_test)
+    chance = 0.0
+    if tgt.task == "classify":
+        majority = torch.bincount(tgt.y[train], minlength=n_out).argmax()
+        chance = float((tgt.y[test] == majority).float().mean())
+    test_grid = grid(s_test)
+    embedding = (test_grid[site_names.index("resid.0")] if "resid.0" in site_names else None)
+    weights = biases = None
+    if raw is not None:
+        weights = raw[0].reshape(len(site_names), n_pos, *raw[0].shape[1:])
+        biases = raw[1].reshape(len(site_names), n_pos, -1)
+    return ProbeResult(
+        target=tgt.name, task=tgt.task, metric="accuracy" if tgt.task == "classify" else "r2",
+        kind=kind, sites=tuple(site_names), positions=tuple(acts.positions),
+        n_train=len(train), n_test=len(test), n_classes=n_out if tgt.task == "classify"
+        else None, classes=tgt.classes, chance=round(chance, 6), train_score=grid(s_train), test_score=test_grid,
+        control_score=control_score, selectivity=selectivity, embedding_baseline=embedding,
+        split_by=split_by, test_fraction=test_fraction, seed=seed, model=acts.model,
+        weights=weights, biases=biases, test_index=test)
