@@ -77,16 +77,25 @@ class RunLifecycle:
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.writer:
             return
-        if self._old_term is not None:
-            signal.signal(signal.SIGTERM, self._old_term)
-        if exc_type is None:
-            if self.summary is not None:
-                self.store.set_summary(self.run_id, self.summary)
-            self.store.set_status(self.run_id, COMPLETED)
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.store.set_status(self.run_id, CANCELLED, CANCELLED_MESSAGE)
-        else:
-            self.store.set_status(self.run_id, FAILED, failure_message(exc))
+        # A second signal (Ctrl-C reaches a job's supervisor too, which forwards SIGTERM) must
+        # not interrupt the write of the final status: hold both off until it is written.
+        main = self._old_term is not None
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if exc_type is None:
+                if self.summary is not None:
+                    self.store.set_summary(self.run_id, self.summary)
+                self.store.set_status(self.run_id, COMPLETED)
+            elif issubclass(exc_type, KeyboardInterrupt):
+                self.store.set_status(self.run_id, CANCELLED, CANCELLED_MESSAGE)
+            else:
+                self.store.set_status(self.run_id, FAILED, failure_message(exc))
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, self._old_term)
+                signal.signal(signal.SIGINT, old_int)
 
 
 def failure_message(exc: BaseException) -> str:
