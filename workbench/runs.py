@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,25 @@ class RunHandle:
     @property
     def directory(self) -> Path:
         return self.store.run_dir(self.run.id)
+
+    @property
+    def task_params(self) -> dict:
+        """The run's task parameters, every one resolved (defaults included)."""
+        return dict(self.run.config.get("task_params") or {})
+
+    @property
+    def task_facts(self) -> dict:
+        """Hidden rules of the run's data (e.g. sparse parity's ``support``)."""
+        return dict(self.run.config.get("task_facts") or {})
+
+    def split(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The encoded data the run trained on (``train_x``, ``train_y``, ``test_x``,
+        ``test_y``) and its vocabularies, as stored with the run (UserError if it has none)."""
+        if not any(a.kind == "split" for a in self.store.artifacts(self.run.id, "split")):
+            raise UserError(f"run {self.run.id} stores no data split (made before runs kept "
+                            "one, and not migrated: open its store with the training package "
+                            "installed)")
+        return load_checkpoint(self.store.layout(self.run.id).split)
 
     def metrics(self) -> dict[str, list[tuple[int, float]]]:
         return self.store.metric_history(self.run.id)
@@ -92,11 +110,3 @@ def list_runs(store: RunStore | None = None, kind: str | None = None) -> list[Ru
 
 def delete_run(ref: str, store: RunStore | None = None) -> Run:
     return (store or RunStore()).delete_run(ref)
-
-
-def parse_checkpoint_arg(value: str) -> str | int:
-    if value in ("final", "all", "latest"):
-        return value
-    if re.fullmatch(r"\d+", value):
-        return int(value)
-    raise UserError(f"--checkpoint must be a step, 'final' or 'all', got {value!r}")

@@ -1,8 +1,9 @@
-"""The train/test split of the pair tasks (modular arithmetic, group composition) as the
-trainer draws it, rebuilt for the Fourier analyses from a run's task parameters.
+"""The train/test split of the pair tasks (modular arithmetic, group composition), read from
+the split a run stores (:meth:`workbench.runs.RunHandle.split`): which pairs ``(a, b)`` the
+model trained on, as a ``[n, n]`` mask over the elements in vocabulary order.
 
-The core may not import ``training``, so :func:`modular_train_mask` mirrors
-``training.tasks.common.shuffle_split``; a test checks the two agree.
+The core may not import ``training``; it needs neither the task's code nor its defaults, only
+the run's own data.
 """
 
 from __future__ import annotations
@@ -11,14 +12,37 @@ import random
 
 import torch
 
+from workbench.errors import UserError
+
+SEP = "="  # the pair tasks' query token, not an element
+
+
+def pair_train_mask(split: dict[str, torch.Tensor], meta: dict) -> torch.Tensor:
+    """``[n, n]`` bool, rows ``a``, columns ``b``: True where ``[a, b, =]`` is a train input.
+
+    ``split``/``meta`` as :meth:`~workbench.runs.RunHandle.split` returns them; the elements
+    are the input vocabulary without ``=``, in order.
+    """
+    vocab = list(meta.get("input_vocab") or [])
+    elements = [i for i, t in enumerate(vocab) if t != SEP]
+    index = torch.full((len(vocab),), -1, dtype=torch.long)
+    index[elements] = torch.arange(len(elements))
+    x = split["train_x"]  # [n_train, 3]: a, b, =
+    if x.ndim != 2 or x.shape[1] < 2 or not len(elements):
+        raise UserError(f"the stored split is not one of pairs (inputs of shape "
+                        f"{tuple(x.shape)})")
+    a, b = index[x[:, 0]], index[x[:, 1]]  # [n_train]
+    if (a < 0).any() or (b < 0).any():
+        raise UserError("the stored split's inputs are not pairs of elements")
+    n = len(elements)
+    mask = torch.zeros(n, n, dtype=torch.bool)  # [n, n]
+    mask[a, b] = True
+    return mask
+
 
 def modular_train_mask(p: int, frac_train: float, seed: int) -> torch.Tensor:
-    """The train pairs of the modular tasks: the ``p^2`` pairs in ``(a, b)`` row-major order,
-    shuffled with ``random.Random(seed)``; the first ``int(frac_train * p^2)`` are train.
-
-    Mirrors ``training.tasks.common.shuffle_split`` (which the core may not import); a test
-    checks the two agree.
-    """
+    """Deprecated: the split rebuilt from task parameters (runs made before runs stored one).
+    Use :func:`pair_train_mask` on the run's split."""
     order = list(range(p * p))
     random.Random(seed).shuffle(order)
     mask = torch.zeros(p * p, dtype=torch.bool)  # [p * p]
@@ -26,4 +50,4 @@ def modular_train_mask(p: int, frac_train: float, seed: int) -> torch.Tensor:
     return mask.reshape(p, p)  # [p, p], rows a, columns b
 
 
-__all__ = ["modular_train_mask"]
+__all__ = ["modular_train_mask", "pair_train_mask"]

@@ -145,7 +145,9 @@ def checkpoint_views(store: RunStore, run_id: str, step: int) -> CheckpointViews
     operation = OPERATION_OF_TASK.get(config.get("task"))
     if operation is None:
         raise UserError(f"run {run_id} is not a modular-arithmetic run")
-    p = int((config.get("task_params") or {}).get("p", 113))
+    if "p" not in handle.task_params:
+        raise UserError(f"run {run_id} stores no task parameter p")
+    p = int(handle.task_params["p"])
     model = config.get("model") or {}
     state, _ = handle.state_dict(int(step))
     acts = collect_modular(state, p, n_heads=int(model.get("n_heads", 4)),
