@@ -52,10 +52,10 @@ def main() -> int:
         store.set_status(run.id, "running")
 
         from ui.app import create_app
-        from ui.data import poll_run
+        from ui.polling import poll_run
 
         app = create_app(store.home)
-        page = sys.modules["ui.pages.run"]
+        page = sys.modules["ui.runs.run_page"]
         last = poll_run(store, run.id)
         assert len(last.rows) == n_steps * len(NAMES)
         state = {"run_id": run.id, "last_id": last.last_id, "last_step": last.last_step,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from workbench.store import RunStore
 
-PAGE_SIZE = 50  # ui.pages.runs.PAGE_SIZE (the page module is imported by the app)
+PAGE_SIZE = 50  # ui.runs.index_page.PAGE_SIZE (the page module is imported by the app)
 TASKS = ["modular-addition", "sparse-parity", "sort", "reverse", "group-composition"]
 
 
@@ -119,10 +119,10 @@ def main() -> int:
         print(f"seeded {args.runs} runs in {time.perf_counter() - t0:.1f} s")
 
         from ui.app import create_app
-        from ui.data import runs_overview
+        from ui.runs.data import runs_overview
 
         app = create_app(store.home)
-        page = sys.modules["ui.pages.runs"]
+        page = sys.modules["ui.runs.index_page"]
         t_query, rows = timed(lambda: runs_overview(store), args.repeat)
         assert len(rows) == args.runs
         with app.server.test_request_context("/"):

@@ -14,7 +14,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from ui.app import create_app
-from ui.launch import launch_training
+from ui.runs.launch import launch_training
 from workbench import jobs
 from browser_helpers import wait_until
 

@@ -49,7 +49,7 @@ def circuit_store(tmp_path_factory):
 
 # -- widgets (no browser) ------------------------------------------------------------------
 def test_circuit_widget_graph_and_slider(circuit_store):
-    from ui.circuit_widgets import CircuitWidget
+    from ui.circuits.widgets import CircuitWidget
 
     store = RunStore(circuit_store["home"])
     w = CircuitWidget(circuit_store["ep"], store=store)
@@ -70,7 +70,7 @@ def test_circuit_widget_graph_and_slider(circuit_store):
 
 
 def test_circuit_widget_ablation_and_eap_fixed(circuit_store):
-    from ui.circuit_widgets import CircuitWidget
+    from ui.circuits.widgets import CircuitWidget
 
     store = RunStore(circuit_store["home"])
     w = CircuitWidget(circuit_store["ep"], store=store)
@@ -83,7 +83,7 @@ def test_circuit_widget_ablation_and_eap_fixed(circuit_store):
 
 
 def test_search_and_curves_widgets(circuit_store):
-    from ui.circuit_widgets import CurvesWidget, SearchWidget
+    from ui.circuits.widgets import CurvesWidget, SearchWidget
 
     store = RunStore(circuit_store["home"])
     s = SearchWidget(circuit_store["ep"], store=store)

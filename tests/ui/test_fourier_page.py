@@ -55,7 +55,7 @@ def test_run_page_links_to_fourier_for_the_tasks_it_covers(fourier_store, seed):
     from ui.app import create_app
 
     create_app(fourier_store.home)
-    from ui.pages.run import analyses_for
+    from ui.runs.run_page import analyses_for
 
     add, parity = fourier_store.get_run("tiny-add"), fourier_store.get_run("tiny-parity")
     other = seed(fourier_store, task="induction-heads", name="not-fourier")
@@ -83,7 +83,7 @@ def test_layout_offers_compute_then_shows_results(tmp_path):
 
 
 def test_figure_factories_on_a_real_series(fourier_store):
-    from ui.fourier_figures import (MEASURES, basis_labels, explained_histogram, logit_map,
+    from ui.fourier.figures import (MEASURES, basis_labels, explained_histogram, logit_map,
                                     neuron_heatmap, norm_bars, phase_curves, progress_measures)
     from workbench.fourier.views import checkpoint_report, checkpoint_views
 
@@ -111,7 +111,7 @@ def test_figure_factories_on_a_real_series(fourier_store):
 
 
 def test_widget_scrubs_checkpoints_and_neurons(fourier_store):
-    from ui.fourier_widgets import FIGURES, FourierWidget
+    from ui.fourier.widgets import FIGURES, FourierWidget
 
     series = _analyse(fourier_store)
     w = FourierWidget("tiny-add", store=fourier_store)
@@ -132,7 +132,7 @@ def test_widget_scrubs_checkpoints_and_neurons(fourier_store):
 
 
 def test_widget_without_analysis_says_so(fourier_store):
-    from ui.fourier_widgets import FourierWidget
+    from ui.fourier.widgets import FourierWidget
     from workbench.errors import UserError
     from workbench.fourier.views import start_analysis
 

@@ -59,8 +59,8 @@ def group_series(task_store):
 
 
 def test_walsh_and_parity_set_figures(parity_series):
-    from ui.fourier_figures import KEY_COLOUR
-    from ui.fourier_task_figures import (DETECTED_COLOUR, neuron_shares, parity_set_bars,
+    from ui.fourier.figures import KEY_COLOUR
+    from ui.fourier.task_figures import (DETECTED_COLOUR, neuron_shares, parity_set_bars,
                                          subset_label, walsh_bars)
 
     final = parity_series["checkpoints"][-1]
@@ -88,7 +88,7 @@ def test_walsh_and_parity_set_figures(parity_series):
 
 
 def test_hidden_progress_over_checkpoints(parity_series):
-    from ui.fourier_task_figures import hidden_progress_curve
+    from ui.fourier.task_figures import hidden_progress_curve
 
     steps = [r["step"] for r in parity_series["checkpoints"]]
     fig = hidden_progress_curve(parity_series, steps[1])
@@ -103,8 +103,8 @@ def test_hidden_progress_over_checkpoints(parity_series):
 
 
 def test_irrep_share_figures(group_series):
-    from ui.fourier_figures import KEY_COLOUR
-    from ui.fourier_task_figures import (DECOMPOSITIONS, group_measures, irrep_names,
+    from ui.fourier.figures import KEY_COLOUR
+    from ui.fourier.task_figures import (DECOMPOSITIONS, group_measures, irrep_names,
                                          irrep_share_bars)
 
     final = group_series["checkpoints"][-1]
@@ -131,7 +131,7 @@ def test_irrep_share_figures(group_series):
 
 
 def test_task_figures_follow_the_step(parity_series, group_series):
-    from ui.fourier_task_figures import TASK_FIGURES, task_figures
+    from ui.fourier.task_figures import TASK_FIGURES, task_figures
     from workbench.errors import UserError
 
     for series in (parity_series, group_series):
@@ -172,8 +172,8 @@ def test_layout_dispatches_on_task(tmp_path):
 
 
 def test_widget_draws_the_task_figures(task_store, parity_series, group_series):
-    from ui.fourier_task_figures import TASK_FIGURES
-    from ui.fourier_widgets import FourierWidget
+    from ui.fourier.task_figures import TASK_FIGURES
+    from ui.fourier.widgets import FourierWidget
 
     for ref, series in (("tiny-parity", parity_series), ("tiny-group", group_series)):
         w = FourierWidget(ref, store=task_store)

@@ -9,9 +9,10 @@ import dash
 import pytest
 
 from ui.app import create_app
-from ui.data import filter_sort, poll_run, runs_overview
+from ui.polling import poll_run
+from ui.runs.data import filter_sort, runs_overview
 from ui.figures import CURVE_NAMES, training_curves
-from ui.launch import form_fields, validate
+from ui.runs.launch import form_fields, validate
 
 
 def test_runs_overview_metrics_for_finished_and_running_runs(store, seed):
@@ -68,7 +69,7 @@ def test_poll_reads_only_new_rows(store, seed):
 def test_poll_callback_patches_new_points(store, seed):
     run = seed(store, status="running", evals=1, steps=1000)
     app = create_app(store.home)
-    page = sys.modules["ui.pages.run"]
+    page = sys.modules["ui.runs.run_page"]
     with app.server.test_request_context("/"):
         page.layout(run_id=run.id)
         state = {"run_id": run.id, "last_id": 0, "last_step": 0, "n_ckpt": 0}
@@ -85,7 +86,7 @@ def test_poll_callback_patches_new_points(store, seed):
 
 def test_run_page_links_the_analyses_that_apply(store, seed):
     create_app(store.home)
-    page = sys.modules["ui.pages.run"]
+    page = sys.modules["ui.runs.run_page"]
     modular, other = seed(store), seed(store, task="sort")
     dash.register_page("test_analysis_page", path_template="/runs/<run_id>/demo",
                        name="Demo analysis", layout=lambda **kw: None,

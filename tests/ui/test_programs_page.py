@@ -16,8 +16,8 @@ from programs.data import ProgramShape
 from programs.discrete import run_discrete
 from programs.inspect import (parse_settings, tokenize, trace_program, train_request,
                               unembedding)
-from ui.program_figures import head_figure, step_titles, trace_table, unembedding_table
-from ui.program_widgets import ProgramWidget
+from ui.programs.figures import head_figure, step_titles, trace_table, unembedding_table
+from ui.programs.widgets import ProgramWidget
 from workbench.errors import UserError
 from workbench.store import RunStore
 from browser_helpers import wait_until as _wait
@@ -187,8 +187,8 @@ def test_program_page_code_trace_and_errors(dash_duo, store, screenshot):
     prog = load_run(summary["run_id"], store).program
     dash_duo.start_server(create_app(store.home, poll_ms=500))
     # the Run page links here for program runs, and for no other kind (Dash imported the
-    # pages as ``pages.*``; importing ui.pages.run again would register it twice)
-    analyses_for = sys.modules["ui.pages.run"].analyses_for
+    # pages as ``pages.*``; importing ui.runs.run_page again would register it twice)
+    analyses_for = sys.modules["ui.runs.run_page"].analyses_for
     link = ("Program", f"/runs/{summary['run_id']}/program")
     assert link in analyses_for(store.get_run(summary["run_id"]))
     other = store.create_run(kind="train", task="reverse", config={})

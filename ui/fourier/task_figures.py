@@ -1,6 +1,6 @@
 """Figure factories of the Fourier analysis of sparse-parity and group-composition runs, shared
-by the browser page (:mod:`ui.fourier_task_views`) and the notebook widget
-(:mod:`ui.fourier_widgets`).
+by the browser page (:mod:`ui.fourier.task_views`) and the notebook widget
+(:mod:`ui.fourier.widgets`).
 
 Each is a pure function of the cached ``workbench fourier RUN --checkpoint all --json`` payload
 (:func:`workbench.fourier.task_runs.analyze_task_run`) or of one checkpoint report in it, and
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ui.fourier_figures import KEY_COLOUR, OTHER_COLOUR, _layout
+from ui.fourier.figures import KEY_COLOUR, OTHER_COLOUR, _layout
 from workbench.errors import UserError
 
 TASK_FIGURES = {"sparse-parity": ("walsh", "parity-set", "neuron-shares", "hidden-progress"),

@@ -1,8 +1,8 @@
 """Results section of the Fourier page for sparse-parity and group-composition runs: a summary
-table, a checkpoint slider and the figures of :mod:`ui.fourier_task_figures`, drawn from the
+table, a checkpoint slider and the figures of :mod:`ui.fourier.task_figures`, drawn from the
 cached ``workbench fourier RUN --checkpoint all --json`` payload.
 
-:mod:`ui.pages.fourier` owns the job (compute, poll, reload) for every task and calls
+:mod:`ui.fourier.run_page` owns the job (compute, poll, reload) for every task and calls
 :func:`task_results` once the series is cached; the slider callbacks here only re-read that
 payload from the store (the whole analysis is in it, nothing is computed in the app).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, callback, dcc, html
 
-from ui.fourier_task_figures import TASK_FIGURES, task_figures
+from ui.fourier.task_figures import TASK_FIGURES, task_figures
 from ui.state import get_store
 from workbench.fourier.views import checkpoint_report
 
@@ -89,8 +89,9 @@ def task_results(series: dict) -> html.Div:
 
 def register_scrub_callbacks() -> None:
     """The slider callbacks of every task view. Called by the page module: Dash hands global
-    callbacks to the first app that starts, and re-runs page modules (not helper modules like
-    this one) for each app, so registering here at import would serve only the first app."""
+    callbacks to the first app that starts, and :func:`ui.app.load_pages` re-runs page modules
+    (not helper modules like this one) for each app, so registering here at import would serve
+    only the first app."""
     for task in TASK_FIGURES:
         _register_scrub(task)
 

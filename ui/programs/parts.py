@@ -1,5 +1,5 @@
 """Pieces shared by the Transformer Program pages (no page, no callbacks here): loading a
-program run (cached: a finished run never changes), rendering a :class:`ui.program_figures.Table`
+program run (cached: a finished run never changes), rendering a :class:`ui.programs.figures.Table`
 as Dash components, finding the job that trains a run, and a run's epoch progress.
 
 ``workbench programs train`` creates its run itself, so the app starts it with a unique
@@ -15,7 +15,7 @@ import secrets
 from dash import dcc, html
 
 from programs.inspect import example_text
-from ui.program_figures import ROW_STYLE, Table, rows_to_history, shade_colour
+from ui.programs.figures import ROW_STYLE, Table, rows_to_history, shade_colour
 from workbench import jobs
 from workbench.errors import UserError
 from workbench.store import RunStore

@@ -7,7 +7,7 @@ import dash
 from dash import Input, Output, State, callback, ctx, dcc, html
 
 from ui.components import status_badge
-from ui.data import filter_sort, runs_overview
+from ui.runs.data import filter_sort, runs_overview
 from ui.state import get_store
 
 dash.register_page(__name__, path="/", name="Runs", title="Runs · workbench")

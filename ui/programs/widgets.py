@@ -4,7 +4,7 @@
 per epoch; live with ``poll=True`` while it trains) and, once trained, the decompiled program
 (syntax-highlighted), an input box with a layer stepper — the trace table (every variable's value
 at every position) and one heatmap per attention head (which key each query selected) — and the
-unembedding table. Every view comes from the factories in :mod:`ui.program_figures` that the
+unembedding table. Every view comes from the factories in :mod:`ui.programs.figures` that the
 browser page uses; the data comes from :mod:`programs.inspect`. Constructing it needs no kernel,
 so tests read the same data the widget shows (:attr:`trace`, :meth:`table`, :meth:`selection`).
 """
@@ -17,10 +17,10 @@ import ipywidgets
 import plotly.graph_objects as go
 
 from programs.inspect import ProgramTrace, example_text, tokenize, trace_program, unembedding
-from ui.program_figures import (PROGRESS_SERIES, Table, code_html, head_figure, progress_label,
+from ui.programs.figures import (PROGRESS_SERIES, Table, code_html, head_figure, progress_label,
                                 rows_to_history, step_titles, table_html, trace_table,
                                 training_figure, unembedding_table)
-from ui.widgets import LiveWidget
+from ui.live_widget import LiveWidget
 from workbench.errors import UserError
 from workbench.store import RunStore
 

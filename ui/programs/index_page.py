@@ -20,9 +20,9 @@ from flask import current_app
 from programs.config import PRESETS, preset, preset_task_params
 from programs.inspect import TASKS, parse_settings, train_request
 from ui.components import progress_bar, status_badge
-from ui.pages.programs_parts import (argv_summary, check_name_free, epoch_progress,
+from ui.programs.parts import (argv_summary, check_name_free, epoch_progress,
                                      new_run_name, program_jobs, total_epochs)
-from ui.program_figures import progress_label
+from ui.programs.figures import progress_label
 from ui.state import get_store, job_env
 from workbench.errors import UserError
 from programs.api import KIND as PROGRAM_KIND, run_config

@@ -19,11 +19,11 @@ from dash import Input, Output, Patch, State, callback, dcc, html
 from flask import current_app
 
 from circuits.explore import ablate_node, circuit_runs, load_stored, node_edges, reextract
-from ui.circuit_figures import (SEARCH_NAMES, circuit_layout, cytoscape_elements,
+from ui.circuits.figures import (SEARCH_NAMES, circuit_layout, cytoscape_elements,
                                 rows_to_search_series, search_progress)
 from ui.components import run_or_not_found, status_badge
-from ui.data import TERMINAL_RUN, poll_run
-from ui.pages.circuits_parts import (edge_list, graph_component, holds_model, legend,
+from ui.polling import TERMINAL_RUN, poll_run
+from ui.circuits.parts import (edge_list, graph_component, holds_model, legend,
                                      search_form)
 from ui.state import get_store
 from workbench.errors import UserError

@@ -1,6 +1,6 @@
 """New-run page: pick a task and preset, edit hyperparameters, launch a training job.
 
-The form is checked with the CLI's own rules (:func:`ui.launch.validate`, which calls
+The form is checked with the CLI's own rules (:func:`ui.runs.launch.validate`, which calls
 ``training.api.build_config``); an invalid value is shown next to its field and nothing is
 started. A valid form creates the run and its job, then goes to the run page. Jobs still running
 are listed here, read from the store, so they are found again after a reload or a restart.
@@ -12,8 +12,8 @@ import dash
 from dash import ALL, Input, Output, State, callback, dcc, html
 
 from ui.components import status_badge
-from ui.data import active_jobs
-from ui.launch import (EXTRA, NAME, form_fields, launch_training, preset_options, task_options,
+from ui.runs.data import active_jobs
+from ui.runs.launch import (EXTRA, NAME, form_fields, launch_training, preset_options, task_options,
                        validate)
 from ui.state import get_store, job_env
 from workbench.errors import UserError

@@ -17,12 +17,12 @@ from flask import current_app
 
 from programs.inspect import ProgramTrace, tokenize, trace_program, unembedding
 from ui.components import run_or_not_found, progress_bar, status_badge
-from ui.pages.programs_parts import (compiled_links, dash_table, epoch_progress, example_input,
+from ui.programs.parts import (compiled_links, dash_table, epoch_progress, example_input,
                                      job_for_program_run, load_program, total_epochs)
-from ui.program_figures import (PROGRESS_SERIES, code_markdown, head_figure, progress_label,
+from ui.programs.figures import (PROGRESS_SERIES, code_markdown, head_figure, progress_label,
                                 step_titles, trace_table, training_figure, unembedding_table)
 from ui.state import get_store, job_env
-from ui.launch import request_cancel
+from ui.jobs import request_cancel
 from workbench.errors import UserError
 from workbench.jobs import job_status, start_job
 

@@ -1,6 +1,6 @@
 """Notebook widget of the Fourier analysis: the page's figures as plotly ``FigureWidget`` s, drawn
-by the same factories (:mod:`ui.fourier_figures`; for sparse-parity and group-composition runs
-:mod:`ui.fourier_task_figures`).
+by the same factories (:mod:`ui.fourier.figures`; for sparse-parity and group-composition runs
+:mod:`ui.fourier.task_figures`).
 
 ``FourierWidget("my-run")`` reads the cached ``workbench fourier RUN --checkpoint all`` analysis
 from the store; ``compute()`` starts it as a job (as the page does) and, with ``poll=True``,
@@ -15,10 +15,10 @@ from __future__ import annotations
 import ipywidgets
 import plotly.graph_objects as go
 
-from ui.fourier_figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
+from ui.fourier.figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
                                 phase_curves, progress_measures)
-from ui.fourier_task_figures import TASK_FIGURES, task_figures
-from ui.widgets import LiveWidget
+from ui.fourier.task_figures import TASK_FIGURES, task_figures
+from ui.live_widget import LiveWidget
 from workbench.fourier.task_runs import TASKS
 from workbench.fourier.views import (analysis_state, checkpoint_report, checkpoint_views,
                                      start_analysis)

@@ -1,5 +1,5 @@
 """Figure factories of the Fourier analysis, shared by the browser page
-(:mod:`ui.pages.fourier`) and the notebook widget (:mod:`ui.fourier_widgets`).
+(:mod:`ui.fourier.run_page`) and the notebook widget (:mod:`ui.fourier.widgets`).
 
 Each takes plain data from the cached ``workbench fourier RUN --checkpoint all`` payload (or
 tensors from :func:`workbench.fourier.views.checkpoint_views`) and returns a

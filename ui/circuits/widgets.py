@@ -1,5 +1,5 @@
 """Notebook widgets for circuits, drawn by the same factories as the browser page
-(:mod:`ui.circuit_figures`).
+(:mod:`ui.circuits.figures`).
 
 - ``CircuitWidget("r-…")``: the layered circuit graph of a stored ``circuits`` run (a plotly
   ``FigureWidget``) with a sparsity slider that re-extracts from the stored mask parameters
@@ -22,10 +22,10 @@ import ipywidgets
 import plotly.graph_objects as go
 
 from circuits.explore import ablate_node, load_stored, node_edges, reextract
-from ui.circuit_figures import (SEARCH_NAMES, circuit_figure, circuit_layout,
+from ui.circuits.figures import (SEARCH_NAMES, circuit_figure, circuit_layout,
                                 faithfulness_curves, faithfulness_series, rows_to_search_series,
                                 search_progress)
-from ui.widgets import LiveWidget
+from ui.live_widget import LiveWidget
 from workbench.store import RunStore
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dash_cytoscape as cyto
 from dash import dcc, html
 
-from ui.circuit_figures import circuit_layout, cytoscape_elements, cytoscape_stylesheet
+from ui.circuits.figures import circuit_layout, cytoscape_elements, cytoscape_stylesheet
 from workbench.errors import UserError
 from workbench.store import RunStore
 
@@ -167,7 +167,7 @@ def graph_component(circuit, element_id: str = "cx-graph", edge_class=None,
 
 
 def legend() -> html.Div:
-    from ui.circuit_figures import CHANNEL_COLOURS, KIND_COLOURS
+    from ui.circuits.figures import CHANNEL_COLOURS, KIND_COLOURS
     swatch = lambda c: html.Span(style={"display": "inline-block", "width": "12px",  # noqa
                                         "height": "12px", "background": c,
                                         "margin": "0 4px 0 10px"})

@@ -1,5 +1,5 @@
 """Figure and table factories of the Transformer Program views, shared by the browser page
-(``ui/pages/programs_run.py``) and the notebook widget (:mod:`ui.program_widgets`).
+(``ui/programs/run_page.py``) and the notebook widget (:mod:`ui.programs.widgets`).
 
 Figures are plain ``plotly.graph_objects.Figure`` objects. Tables are :class:`Table` values
 (header, cells, per-row classes and optional cell shading); the page renders them as Dash

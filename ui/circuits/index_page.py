@@ -1,11 +1,11 @@
 """Circuits overview (``/circuits``): launch a search, the circuit runs, a sweep's
 faithfulness-vs-edges curves, and the comparison of two circuits.
 
-- Launch: the form of :func:`ui.pages.circuits_parts.search_form`; the callback here serves it on
+- Launch: the form of :func:`ui.circuits.parts.search_form`; the callback here serves it on
   every page that shows it (also ``/runs/<id>/circuits`` of a trained model). Invalid values are
   shown next to their field and nothing is started.
 - Sweep view: a sweep directory or its ``summary.json`` (the sweeps under
-  ``$WORKBENCH_HOME/sweeps`` are listed); curves from :func:`ui.circuit_figures.
+  ``$WORKBENCH_HOME/sweeps`` are listed); curves from :func:`ui.circuits.figures.
   faithfulness_curves`, the table below.
 - Compare: two circuit runs → shared edges, Jaccard and the chance overlap
   (:func:`circuits.compare.compare`), and the union drawn with edges coloured shared / only A /
@@ -23,8 +23,8 @@ from dash import Input, Output, State, callback, dcc, html
 from circuits.compare import compare
 from circuits.explore import circuit_runs, load_stored
 from circuits.io import Circuit
-from ui.circuit_figures import COMPARE_COLOURS, faithfulness_curves
-from ui.pages.circuits_parts import (FORM_KEYS, graph_component, launch_search, search_form,
+from ui.circuits.figures import COMPARE_COLOURS, faithfulness_curves
+from ui.circuits.parts import (FORM_KEYS, graph_component, launch_search, search_form,
                                      validate_search)
 from ui.state import get_store, job_env
 from workbench.errors import UserError

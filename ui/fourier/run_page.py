@@ -1,7 +1,7 @@
 """Fourier page of a run (``/runs/<run_id>/fourier``): for modular arithmetic the
 progress-measure analysis of Nanda et al. (2023); for sparse parity (Walsh spectra, hidden
 progress) and group composition (irrep shares) the results section of
-:mod:`ui.fourier_task_views`, under the same job controls.
+:mod:`ui.fourier.task_views`, under the same job controls.
 
 The analysis (``workbench fourier RUN --checkpoint all --json``) runs as a job and is cached in
 the store; the page starts it, shows its progress from a ``dcc.Interval`` poll, and draws the
@@ -9,7 +9,7 @@ figures once the cached series covers every checkpoint. Everything is read back 
 on each load, so a reload re-attaches to a running analysis. A checkpoint slider scrubs through
 training: the Fourier norms, the histogram, the neuron heatmap, the logit map and the marker on
 the progress measures follow it. Callbacks call only the Python API
-(:mod:`workbench.fourier.views`); figures come from :mod:`ui.fourier_figures`.
+(:mod:`workbench.fourier.views`); figures come from :mod:`ui.fourier.figures`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dash import Input, Output, State, callback, dcc, html
 from flask import current_app
 
 from ui.components import run_or_not_found, progress_bar
-from ui.fourier_figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
+from ui.fourier.figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
                                 phase_curves, progress_measures)
-from ui.fourier_task_views import register_scrub_callbacks, task_results
+from ui.fourier.task_views import register_scrub_callbacks, task_results
 from ui.state import get_store, job_env
 from workbench.errors import UserError
 from workbench.fourier.task_runs import TASKS

@@ -16,10 +16,11 @@ from dash import Input, Output, Patch, State, callback, dcc, html
 from flask import current_app
 
 from ui.components import run_or_not_found, progress_bar, status_badge
-from ui.data import TERMINAL_RUN, checkpoints, eta_seconds, poll_run
+from ui.polling import TERMINAL_RUN, eta_seconds, poll_run
+from ui.runs.data import checkpoints
 from ui.figures import CURVE_NAMES, axis_types, progress_text, rows_to_series, training_curves
 from ui.state import get_store
-from ui.launch import request_cancel
+from ui.jobs import request_cancel
 from workbench.jobs import job_for_run
 
 dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="Run · workbench")

@@ -1,5 +1,5 @@
-"""The New-run form's logic: which fields to show, validation with the CLI's own rules
-(:func:`training.api.build_config`), and launching a validated config as a job.
+"""The New-run form's logic (``/new``): which fields to show, validation with the CLI's own
+rules (:func:`training.api.build_config`), and launching a validated config as a job.
 
 Invalid input is reported per field and nothing is started: a run row is created only once the
 whole config has been built successfully, and the job then trains into that row
@@ -159,17 +159,3 @@ def launch_training(store: RunStore, task: str, preset: str, overrides: dict[str
     argv += ["--run-id", run.id, "--no-progress", "--json"]
     job = start_job(argv, run_id=run.id, store=store, env=env)
     return run, job
-
-
-def request_cancel(store: RunStore, job: Job | None) -> str:
-    """Ask ``job`` to stop (SIGTERM now, SIGKILL after the grace, without waiting); the
-    message for the page."""
-    from workbench.jobs import cancel_job
-
-    if job is None or job.done:
-        return "nothing to cancel"
-    try:
-        cancel_job(job.id, store=store, wait=False)
-    except UserError as exc:
-        return str(exc)
-    return f"cancelling job {job.id}…"
