@@ -217,14 +217,18 @@ def plot(rows: list[dict], root: Path) -> dict:
                       yaxis_title="KL(full ‖ circuit)")
     out = {"html": str(root / "faithfulness.html")}
     fig.write_html(out["html"], include_plotlyjs=True)
+    # Plotly's own static export (kaleido drives a headless Chrome/Chromium; the browser tests
+    # need the same one). No browser: no PNG, and a message saying why; the HTML plot stands.
     try:
-        import kaleido  # noqa: F401
-        fig.write_image(str(root / "faithfulness.png"))
+        png = fig.to_image(format="png", width=900, height=560)
+    except (ImportError, RuntimeError) as exc:
+        out["png"] = None
+        out["png_error"] = (f"no faithfulness.png ({str(exc).strip().splitlines()[0]}): "
+                            "Plotly's PNG export needs the kaleido package and Chrome or "
+                            "Chromium (apt install chromium, or plotly_get_chrome); the plot is "
+                            f"in {out['html']}")
+        print(f"sweep: {out['png_error']}", file=sys.stderr, flush=True)
+    else:
+        atomic_write_bytes(root / "faithfulness.png", png)
         out["png"] = str(root / "faithfulness.png")
-        out["png_renderer"] = "kaleido"
-    except Exception:  # no kaleido / no browser for it: our own small renderer
-        from circuits.png import scatter_png
-        atomic_write_bytes(root / "faithfulness.png", scatter_png(series))
-        out["png"] = str(root / "faithfulness.png")
-        out["png_renderer"] = "builtin"
     return out

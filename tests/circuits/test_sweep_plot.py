@@ -1,0 +1,36 @@
+"""The sweep's faithfulness plot: Plotly's static PNG export (kaleido + Chromium), and a clear
+message instead of a PNG where no browser exists."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from circuits.sweep import plot
+
+ROWS = [{"method": m, "model": "/models/gpt2", "task": "/tasks/ioi.jsonl", "n_edges": n,
+         "kl": kl} for m, pts in (("eap", ((10, 0.5), (40, 0.1))),
+                                  ("edge-pruning", ((10, 0.2), (40, 0.05)))) for n, kl in pts]
+
+
+def test_png_from_plotly(tmp_path):
+    pytest.importorskip("kaleido")
+    from choreographer.utils import get_browser_path
+
+    if get_browser_path(["chromium", "chrome", "google-chrome"]) is None:
+        pytest.skip("no Chrome/Chromium for kaleido")
+    out = plot(ROWS, tmp_path)
+    data = (tmp_path / "faithfulness.png").read_bytes()
+    assert out["png"] == str(tmp_path / "faithfulness.png") and "png_error" not in out
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (900, 560)  # IHDR width, height
+
+
+def test_no_browser_no_png_and_says_why(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
+    out = plot(ROWS, tmp_path)
+    assert out["png"] is None and not (tmp_path / "faithfulness.png").exists()
+    assert "Chrome or Chromium" in out["png_error"] and out["html"] in out["png_error"]
+    assert (tmp_path / "faithfulness.html").is_file()
+    assert "no faithfulness.png" in capsys.readouterr().err
