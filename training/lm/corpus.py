@@ -3,7 +3,8 @@ text (sums, differences and products of small numbers) and, when the knowledge-p
 biography generator is present (:mod:`training.corpora.biographies`), synthetic biographies.
 
 Sources name it as ``builtin:arithmetic``, ``builtin:biographies`` or ``builtin:default``
-(both), each optionally with a document count: ``builtin:arithmetic:2000``.
+(both), each optionally with a size: ``builtin:arithmetic:2000`` (documents),
+``builtin:biographies:500`` (people, five biographies each); ``default:N`` uses N for both.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from workbench.errors import UserError
 
 DEFAULT_DOCUMENTS = 3000
+DEFAULT_PEOPLE = 300
 _LINES_PER_DOC = 8
 
 
@@ -32,13 +34,15 @@ def arithmetic_documents(n_documents: int = DEFAULT_DOCUMENTS, seed: int = 0) ->
         yield "\n".join(lines)
 
 
-def biography_documents(n_documents: int = DEFAULT_DOCUMENTS, seed: int = 0) -> Iterator[str]:
+def biography_documents(n_people: int = DEFAULT_PEOPLE, seed: int = 0) -> Iterator[str]:
+    """bioS biographies of ``n_people`` people (the knowledge-probes issue's default stream:
+    five entries each, sentences permuted, full names), shuffled."""
     try:
-        from training.corpora import biographies  # the knowledge-probes issue's generator
+        from training.corpora.biographies import bios_corpus
     except ImportError:
         raise UserError("builtin:biographies needs training.corpora.biographies, which is not "
-                        "installed yet; use builtin:arithmetic") from None
-    yield from biographies.biography_texts(n_documents, seed=seed)
+                        "installed; use builtin:arithmetic") from None
+    yield from bios_corpus(n_people=n_people, seed=seed)
 
 
 def builtin_names() -> list[str]:
@@ -60,7 +64,7 @@ def parse_builtin(source: str) -> tuple[str, int]:
     if name not in builtin_names() or len(parts) > 3:
         raise UserError(f"unknown built-in corpus {source!r}; use builtin:"
                         + " or builtin:".join(builtin_names()) + " (optionally :N documents)")
-    n = DEFAULT_DOCUMENTS
+    n = DEFAULT_PEOPLE if name == "biographies" else DEFAULT_DOCUMENTS
     if len(parts) == 3:
         try:
             n = int(parts[2])
@@ -78,4 +82,4 @@ def builtin_documents(source: str) -> Iterator[str]:
     if name in ("arithmetic", "default"):
         yield from arithmetic_documents(n)
     if name == "biographies" or (name == "default" and has_biographies()):
-        yield from biography_documents(n)
+        yield from biography_documents(n if len(source.split(":")) == 3 else DEFAULT_PEOPLE)

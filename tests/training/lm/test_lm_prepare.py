@@ -126,3 +126,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
     if case == "exists":
         assert [p.name for p in out.iterdir()] == ["keep"]
+
+
+def test_builtin_default_corpus_holds_arithmetic_and_biographies(tmp_path):
+    from training.lm.corpus import builtin_documents
+
+    docs = list(builtin_documents("builtin:default:4"))
+    assert any(" = " in d for d in docs) and any("born" in d for d in docs)
+    assert docs == list(builtin_documents("builtin:default:4"))  # generated deterministically
+    result = prepare(["builtin:default:4"], tokenizer="train:300", output=str(tmp_path / "d"))
+    assert result.documents == len(docs)
