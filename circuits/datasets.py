@@ -139,10 +139,10 @@ def _stored_examples(target: Target):
 
     from workbench.checkpoint import load_checkpoint
     run = target.run
-    arts = run.store.artifacts(run.id, "examples")
-    if not arts:
+    path = run.artifact_path("examples")
+    if path is None:
         raise UserError(f"run {run.id} keeps no examples to build pairs from")
-    tensors, _ = load_checkpoint(run.directory / arts[0].path)
+    tensors, _ = load_checkpoint(path)
     # the vocab dicts map token -> id in id order, so their keys are the vocabularies
     return tensors["x"], tensors["y"], SimpleNamespace(input_vocab=list(target.input_vocab),
                                                       output_vocab=list(target.output_vocab))

@@ -61,7 +61,7 @@ def _artifact(store: RunStore, run_id: str, kind: str) -> Path | None:
     path = (summary.get("paths") or {}).get(kind)
     if path and Path(path).is_file():
         return Path(path)
-    default = store.run_dir(run_id) / f"circuit.{'masks.safetensors' if kind == 'masks' else kind}"
+    default = store.layout(run_id).circuit(kind)
     return default if default.is_file() else None
 
 

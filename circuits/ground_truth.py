@@ -36,10 +36,10 @@ def graph_edge_name(edge: dict) -> str:
 
 def load_ground_truth(run) -> set[str] | None:
     """The true edge names of run ``run`` (a ``RunHandle``), or None if it has none."""
-    arts = run.store.artifacts(run.id, "ground-truth")
-    if not arts:
+    path = run.artifact_path("ground-truth")
+    if path is None:
         return None
-    obj = read_mapping_file(run.directory / arts[0].path, "ground-truth file", fmt="json")
+    obj = read_mapping_file(path, "ground-truth file", fmt="json")
     if obj.get("format") != FORMAT:
         raise UserError(f"run {run.id}: ground truth is not in format {FORMAT}")
     return {graph_edge_name(e) for e in obj["edges"]}

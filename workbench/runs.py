@@ -56,6 +56,11 @@ class RunHandle:
                             "installed)")
         return load_checkpoint(self.store.layout(self.run.id).split)
 
+    def artifact_path(self, kind: str) -> Path | None:
+        """The file of the run's newest ``kind`` artifact (``None`` if it has none)."""
+        arts = self.store.artifacts(self.run.id, kind)
+        return self.directory / arts[-1].path if arts else None
+
     def metrics(self) -> dict[str, list[tuple[int, float]]]:
         return self.store.metric_history(self.run.id)
 
