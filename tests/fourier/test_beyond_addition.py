@@ -64,15 +64,6 @@ def test_subtraction_and_multiplication(tiny_runs, monkeypatch, capsys, name, n_
     assert store.get_result(out["run"], "fourier", "progress")["done"] == 3
 
 
-def test_parity_support_mirrors_the_task():
-    from training.tasks.parity import SparseParity
-    from workbench.fourier.parity_analysis import parity_support
-
-    for n, k, seed in ((6, 2, 0), (20, 3, 7), (12, 5, 123)):
-        task = SparseParity(n=n, k=k, n_train=8, n_test=8, seed=seed)
-        assert parity_support(n, k, seed) == task.support()
-
-
 def test_sparse_parity_run(tiny_runs, monkeypatch, capsys):
     from workbench.fourier.parity_analysis import effective_input_weights
     from workbench.fourier.walsh import hidden_progress

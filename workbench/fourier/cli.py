@@ -28,7 +28,7 @@ import torch
 
 from workbench.errors import UserError
 from workbench.fourier.analysis import analyze_modular_model, analyze_series
-from workbench.fourier.pair_split import modular_train_mask
+from workbench.fourier.pair_split import pair_train_mask
 from workbench.fourier.progress import Progress
 
 OPERATION_OF_TASK = {"modular-addition": "add", "modular-subtraction": "sub",
@@ -65,9 +65,12 @@ def load_fourier_run(ref: str, handle=None) -> FourierRun:
         raise UserError(f"Fourier analysis needs a run of one of "
                         f"{', '.join(list(OPERATION_OF_TASK) + SUPPORTED_OTHER)}; "
                         f"run {handle.id} is {task!r}")
-    params = dict(config.get("task_params") or {})
-    p = int(params.get("p", 113))
-    mask = modular_train_mask(p, float(params.get("frac_train", 0.3)), int(params.get("seed", 0)))
+    if "p" not in handle.task_params:
+        raise UserError(f"run {handle.id} stores no task parameter p")
+    p = int(handle.task_params["p"])
+    mask = pair_train_mask(*handle.split())  # [p, p]: the pairs the run trained on
+    if mask.shape != (p, p):
+        raise UserError(f"run {handle.id}: its split covers {mask.shape[0]} numbers, not p={p}")
     model = config.get("model") or {}
     steps = handle.checkpoints()
     if not steps:
@@ -215,4 +218,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 __all__ = ["FourierRun", "LazyState", "Progress", "analyze_run", "load_fourier_run",
-           "modular_train_mask", "register"]
+           "pair_train_mask", "register"]

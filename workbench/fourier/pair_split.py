@@ -8,8 +8,6 @@ the run's own data.
 
 from __future__ import annotations
 
-import random
-
 import torch
 
 from workbench.errors import UserError
@@ -40,14 +38,4 @@ def pair_train_mask(split: dict[str, torch.Tensor], meta: dict) -> torch.Tensor:
     return mask
 
 
-def modular_train_mask(p: int, frac_train: float, seed: int) -> torch.Tensor:
-    """Deprecated: the split rebuilt from task parameters (runs made before runs stored one).
-    Use :func:`pair_train_mask` on the run's split."""
-    order = list(range(p * p))
-    random.Random(seed).shuffle(order)
-    mask = torch.zeros(p * p, dtype=torch.bool)  # [p * p]
-    mask[order[:int(frac_train * p * p)]] = True
-    return mask.reshape(p, p)  # [p, p], rows a, columns b
-
-
-__all__ = ["modular_train_mask", "pair_train_mask"]
+__all__ = ["pair_train_mask"]

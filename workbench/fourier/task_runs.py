@@ -4,18 +4,18 @@ rebuild what the analysis needs from its config and vocabulary, run
 checkpoint or all of them, and cache the payload in the store like the modular path
 (``("fourier", "step=<N>")`` / ``("fourier", "series")``).
 
-The core may not import ``training``: the parity support is re-derived from the task's
-parameters (:func:`~workbench.fourier.parity_analysis.parity_support`) and the group split from
-:func:`~workbench.fourier.pair_split.modular_train_mask` (the same shuffle of the ``|G|^2``
-pairs).
+Everything about the task comes from the run itself: its resolved task parameters (``n``,
+``k``), its task facts (the parity ``support``) and its stored split (the group pairs trained
+on, :func:`~workbench.fourier.pair_split.pair_train_mask`), so no default of the task's code is
+restated here.
 """
 
 from __future__ import annotations
 
 from workbench.errors import UserError
 from workbench.fourier.group_analysis import analyze_group_model
-from workbench.fourier.pair_split import modular_train_mask
-from workbench.fourier.parity_analysis import analyze_parity_model, parity_support
+from workbench.fourier.pair_split import pair_train_mask
+from workbench.fourier.parity_analysis import analyze_parity_model
 from workbench.fourier.progress import Progress
 
 TASKS = ("sparse-parity", "group-composition")
@@ -43,8 +43,10 @@ def _vocab(handle, state_meta: dict) -> dict:
 def _parity_context(handle, meta: dict) -> dict:
     from workbench.models import ModelConfig, build_native
 
-    params = dict(handle.config.get("task_params") or {})
-    n, k = int(params.get("n", 20)), int(params.get("k", 3))
+    params, facts = handle.task_params, handle.task_facts
+    if not {"n", "k"} <= set(params) or "support" not in facts:
+        raise UserError(f"run {handle.id} stores no parity parameters n, k and support")
+    n, k = int(params["n"]), int(params["k"])
     vocab = _vocab(handle, meta)
     ins, outs = vocab["input_vocab"], vocab["output_vocab"]
     try:
@@ -55,17 +57,15 @@ def _parity_context(handle, meta: dict) -> dict:
         raise UserError(f"run {handle.id}: unexpected parity vocabulary {vocab}") from None
     cfg = ModelConfig.from_dict(handle.config["model"])
     return dict(model=build_native(cfg), n=n, k=k,
-                support=parity_support(n, k, int(params.get("seed", 0))), n_heads=cfg.n_heads,
+                support=tuple(facts["support"]), n_heads=cfg.n_heads,
                 normalization=cfg.normalization_type, bit_tokens=bit_tokens, query_token=query,
                 classes=classes)
 
 
 def _group_context(handle, meta: dict) -> dict:
-    params = dict(handle.config.get("task_params") or {})
     model = handle.config.get("model") or {}
     tokens = [t for t in _vocab(handle, meta)["input_vocab"] if t != "="]
-    mask = modular_train_mask(len(tokens), float(params.get("frac_train", 0.4)),
-                              int(params.get("seed", 0)))
+    mask = pair_train_mask(*handle.split())  # [|G|, |G|]: the pairs the run trained on
     return dict(tokens=tokens, n_heads=int(model.get("n_heads", 4)),
                 act_fn=str(model.get("act_fn", "relu")), train_mask=mask)
 
