@@ -23,13 +23,12 @@ Walsh measures are in :mod:`workbench.fourier.walsh`. The model reads ``[x_0 .. 
   (:func:`~workbench.fourier.walsh.detect_parity_set`) and hidden progress is its squared mass
   on the true support (:func:`~workbench.fourier.walsh.hidden_progress`).
 
-The true support is the task's secret (``random.Random(seed).sample(range(n), k)``, mirrored
-from ``training.tasks.parity`` which the core may not import; a test checks they agree).
+The true support comes with the run (its stored task fact ``support``): the analysis restates
+nothing of the task's code.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -42,11 +41,6 @@ from workbench.fourier.walsh import (MAX_EXACT_BITS, WalshSpectrum, all_inputs,
                                      sampled_walsh_spectrum, walsh_spectrum)
 
 MAX_DEGREE_SAMPLED = 3
-
-
-def parity_support(n: int, k: int, seed: int = 0) -> tuple[int, ...]:
-    """The secret support of ``SparseParity(n, k, seed)`` (sorted)."""
-    return tuple(sorted(random.Random(seed).sample(range(n), k)))
 
 
 def _norm(state: Mapping[str, torch.Tensor], prefix: str, kind: str | None,
@@ -249,4 +243,4 @@ def analyze_parity_series(model: torch.nn.Module,
 
 
 __all__ = ["ParityReport", "analyze_parity_model", "analyze_parity_series", "collect_parity",
-           "effective_input_weights", "parity_support"]
+           "effective_input_weights"]
