@@ -72,6 +72,15 @@ def test_changed_code_default_leaves_resume_and_data_unaffected(store, monkeypat
     assert torch.equal(before.train_x, after.train_x)
     resumed = train(resume="part", store=store)
     assert resumed.weights_sha256 == full.weights_sha256
+    # the Fourier analysis reads the run's own split: the same as under the old default
+    from workbench.fourier.cli import analyze_run, load_fourier_run
+    from workbench.runs import load_run
+
+    changed_view = analyze_run(load_fourier_run("part", load_run("part", store)))
+    monkeypatch.setitem(ModularAddition.__init__.__kwdefaults__, "seed", 0)
+    assert analyze_run(load_fourier_run("part", load_run("part", store))) == changed_view
+    mask = load_fourier_run("part", load_run("part", store)).train_mask
+    assert int(mask.sum()) == before.train_x.shape[0]
 
 
 def test_old_store_train_run_is_resolved_and_says_so(home):
