@@ -1,4 +1,5 @@
-"""Figure factories shared by the browser app and the notebook widgets (each plot written once).
+"""Figures several capabilities draw (training curves, the progress label) and the empty state
+every figure shows before its data exists; each capability's own plots are in its package.
 
 Every factory returns a plain ``plotly.graph_objects.Figure``; the app hands it to
 ``dcc.Graph`` and the widgets wrap it in ``go.FigureWidget``. Live updates append points to
@@ -21,16 +22,47 @@ CURVE_SERIES = (
     ("test_acc", 2, "#d62728", "dot"),
 )
 CURVE_NAMES = tuple(s[0] for s in CURVE_SERIES)
+EMPTY_STATE = "empty-state"  # name of the annotation that stands in for data not there yet
+
+
+def empty_state(fig, message: str):
+    """Show ``message`` (say which command or button makes the data) in place of ``fig``'s axes,
+    which would otherwise be meaningless. The traces stay, so a poller can still extend them;
+    :func:`clear_empty_state` brings the axes back. Returns ``fig``."""
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    for note in fig.layout.annotations:  # subplot titles would float over nothing
+        note.visible = False
+    fig.add_annotation(text=message, name=EMPTY_STATE, x=0.5, y=0.5, xref="paper",
+                       yref="paper", showarrow=False, font={"size": 14, "color": "#6b7280"})
+    return fig
+
+
+def has_empty_state(fig) -> bool:
+    return any(note.name == EMPTY_STATE for note in fig.layout.annotations)
+
+
+def clear_empty_state(fig) -> None:
+    """Undo :func:`empty_state` (in place; on a ``FigureWidget`` too)."""
+    if not has_empty_state(fig):
+        return
+    fig.layout.annotations = [n for n in fig.layout.annotations if n.name != EMPTY_STATE]
+    for note in fig.layout.annotations:
+        note.visible = None
+    fig.update_xaxes(visible=True)
+    fig.update_yaxes(visible=True)
 
 
 def training_curves(history: dict[str, list[tuple[int, float]]] | None = None, *,
                     log_x: bool = False, log_y: bool = False,
-                    title: str | None = None, height: int = 520) -> go.Figure:
+                    title: str | None = None, height: int = 520,
+                    empty: str | None = None) -> go.Figure:
     """Train/test loss (top) and accuracy (bottom) against step.
 
     ``history`` maps metric names to ``[(step, value), ...]`` (as
     :meth:`workbench.store.RunStore.metric_history` returns); missing metrics give empty traces,
     so the trace order never changes. ``log_x`` puts steps on a log axis, ``log_y`` the loss.
+    ``empty`` is the message shown instead of the axes while there is no point at all.
     """
     history = history or {}
     # markers make the first few evaluations visible; on long histories they only cost
@@ -52,6 +84,8 @@ def training_curves(history: dict[str, list[tuple[int, float]]] | None = None, *
     fig.update_yaxes(range=[-0.02, 1.02], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     set_log_axes(fig, log_x=log_x, log_y=log_y)
+    if empty and not any(history.get(name) for name in CURVE_NAMES):
+        empty_state(fig, empty)
     return fig
 
 

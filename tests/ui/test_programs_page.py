@@ -88,7 +88,9 @@ def test_train_request_validates_like_the_cli():
                         name="x")
     assert req.argv[:5] == ["programs", "train", "reverse", "--preset", "tiny"]
     assert req.config["epochs"] == 3 and req.config["seed"] == 2
-    assert req.task_params == {"max_len": "5"} and req.argv[-1] == "--json"
+    assert req.task_params["max_len"] == 5 and req.argv[-1] == "--json"
+    assert req.task_params == req.run_config.task_params  # resolved: every parameter
+    assert req.run_config.to_dict()["program"] == req.config
     for settings, message in (("epochs=0", "epochs must be >= 1"), ("bogus=1", "bogus"),
                               ("task.nope=1", "nope"), ("epochs", "key=value")):
         with pytest.raises(UserError, match=message):

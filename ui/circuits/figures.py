@@ -22,6 +22,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ui.figures import empty_state
+
 KIND_COLOURS = {"embedding": "#9e9e9e", "attention": "#4a90d9", "mlp": "#f28e2b",
                 "logits": "#59a14f"}
 CHANNEL_COLOURS = {"q": "#4a90d9", "k": "#e15759", "v": "#76b7b2", "mlp": "#f28e2b",
@@ -30,6 +32,7 @@ COMPARE_COLOURS = {"shared": "#6a3d9a", "only-a": "#e15759", "only-b": "#4a90d9"
 X_SLOT, Y_LEVEL = 110.0, 140.0  # pixels between heads, between rows (cytoscape coordinates)
 KL_FLOOR = 1e-7  # plotted in place of 0 on log axes
 MAX_DRAWN_EDGES = 2500  # beyond this the browser stalls; the highest-scoring edges are drawn
+NO_SWEEP_DATA = "no finished sweep entries to plot: run  workbench circuits sweep SPEC.yaml"
 
 # (metric, subplot row, colour, dash): the trace order of search_progress().
 SEARCH_SERIES = (
@@ -272,10 +275,12 @@ def faithfulness_series(rows: list[dict]) -> dict[str, list[tuple[int, float]]]:
 
 
 def faithfulness_curves(rows: list[dict], *, log_y: bool = True, title: str | None = None,
-                        height: int = 440) -> go.Figure:
-    """KL(full ‖ circuit) against the number of edges, one line per method/model/task."""
+                        height: int = 440, empty: str = NO_SWEEP_DATA) -> go.Figure:
+    """KL(full ‖ circuit) against the number of edges, one line per method/model/task
+    (``empty``, instead of the axes, when no row has both)."""
     fig = go.Figure()
-    for label, pts in faithfulness_series(rows).items():
+    series = faithfulness_series(rows)
+    for label, pts in series.items():
         # a KL of exactly 0 (a lossless circuit) would vanish from a log axis
         ys = [max(p[1], KL_FLOOR) if log_y else p[1] for p in pts]
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=ys,
@@ -287,13 +292,14 @@ def faithfulness_curves(rows: list[dict], *, log_y: bool = True, title: str | No
                       xaxis_title="edges in circuit", yaxis_title="KL(full ‖ circuit)",
                       yaxis_type="log" if log_y else "linear",
                       margin={"l": 60, "r": 20, "t": 50, "b": 50})
-    return fig
+    return fig if series else empty_state(fig, empty)
 
 
 # -- live search progress --------------------------------------------------------------------
 def search_progress(history: dict[str, list[tuple[int, float]]] | None = None, *,
-                    height: int = 460) -> go.Figure:
-    """Task loss (top), expected sparsity and its target (middle), λ₁ and λ₂ (bottom)."""
+                    height: int = 460, empty: str | None = None) -> go.Figure:
+    """Task loss (top), expected sparsity and its target (middle), λ₁ and λ₂ (bottom);
+    ``empty`` is shown instead of the axes while there is no point at all."""
     history = history or {}
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
                         subplot_titles=("faithfulness", "sparsity", "Lagrange multipliers"))
@@ -307,6 +313,8 @@ def search_progress(history: dict[str, list[tuple[int, float]]] | None = None, *
                       margin={"l": 60, "r": 20, "t": 30, "b": 40},
                       legend={"orientation": "h", "y": -0.12})
     fig.update_xaxes(title_text="step", row=3, col=1)
+    if empty and not any(history.values()):
+        empty_state(fig, empty)
     return fig
 
 

@@ -31,6 +31,8 @@ from workbench.errors import UserError
 
 dash.register_page(__name__, path="/circuits", name="Circuits", title="Circuits · workbench")
 
+NO_SWEEP = "no sweep chosen: pick one above, or make one with  workbench circuits sweep SPEC.yaml"
+
 
 def _sweep_options(store) -> list[str]:
     root = store.home / "sweeps"
@@ -67,7 +69,7 @@ def layout(a: str | None = None, b: str | None = None, sweep: str | None = None,
                           style={"width": "420px"}, debounce=True),
             ], className="controls"),
             html.Div(id="cx-sweep-error", className="form-error"),
-            dcc.Graph(id="cx-sweep-curves", figure=faithfulness_curves([]),
+            dcc.Graph(id="cx-sweep-curves", figure=faithfulness_curves([], empty=NO_SWEEP),
                       config={"displaylogo": False}),
             html.Div(id="cx-sweep-table"),
         ], className="card"),
@@ -131,11 +133,11 @@ def load_sweep_rows(path: str) -> list[dict]:
 def show_sweep(picked, typed):
     path = (typed or "").strip() or picked
     if not path:
-        return faithfulness_curves([]), "", ""
+        return faithfulness_curves([], empty=NO_SWEEP), "", ""
     try:
         rows = load_sweep_rows(path)
     except UserError as exc:
-        return faithfulness_curves([]), "", str(exc)
+        return faithfulness_curves([], empty=NO_SWEEP), "", str(exc)
     cols = ("method", "model", "task", "target_sparsity", "n_edges", "kl", "accuracy")
     body = [html.Tr([html.Th(c) for c in cols])]
     for r in sorted(rows, key=lambda r: (str(r.get("model")), str(r.get("method")),

@@ -133,25 +133,19 @@ def validate_search(store: RunStore, values: dict) -> tuple[dict, dict]:
 
 
 def launch_search(store: RunStore, settings: dict, env: dict | None = None):
-    """Create the ``circuits`` run and start its search job; returns ``(run, job)``."""
-    from pathlib import Path
-
+    """Create the ``circuits`` run with its whole search config and start the job that runs it
+    from the stored config (``workbench circuits discover --run-id ID``); ``(run, job)``."""
+    from circuits.api import DiscoverConfig, prepare_discover
     from workbench.jobs import start_job
 
-    config = {"model": settings["model"], "task": settings["task"],
-              "method": settings["method"],
-              "search": {"target_sparsity": settings["sparsity"], "steps": settings["steps"],
-                         "seed": settings["seed"], "ablation": settings["ablation"],
-                         "objective": settings["objective"]}}
-    run = store.create_run(kind="circuits", task=Path(str(settings["task"])).name,
-                           config=config)
-    argv = ["circuits", "discover", "--model", settings["model"], "--task", settings["task"],
-            "--method", settings["method"], "--target-sparsity", str(settings["sparsity"]),
-            "--ablation", settings["ablation"], "--objective", settings["objective"],
-            "--steps", str(settings["steps"]), "--seed", str(settings["seed"]),
-            "--run-id", run.id, "--json"]
-    job = start_job(argv, run_id=run.id, store=store, env=env)
-    return run, job
+    config = DiscoverConfig(model=settings["model"], task=settings["task"],
+                            method=settings["method"], target_sparsity=settings["sparsity"],
+                            steps=settings["steps"], seed=settings["seed"],
+                            ablation=settings["ablation"], objective=settings["objective"])
+    run_id = prepare_discover(config, store=store)
+    job = start_job(["circuits", "discover", "--run-id", run_id, "--json"], run_id=run_id,
+                    store=store, env=env)
+    return store.get_run(run_id), job
 
 
 def graph_component(circuit, element_id: str = "cx-graph", edge_class=None,

@@ -57,6 +57,12 @@ def _progress_label(run, step: int) -> str:
     return f"{text} · {run.status}"
 
 
+def _no_progress(run, finished: bool) -> str:
+    if finished:
+        return f"the search logged no progress ({run.status})"
+    return "waiting for the search's first step (started by Launch search)"
+
+
 def _graph_card(store, run_id: str):
     """Slider, graph and node panel for a finished search (or why there is none)."""
     try:
@@ -115,13 +121,15 @@ def _circuit_run_layout(store, run):
         html.Div(run.message or "", className="form-error", id="cx-message"),
         html.Details([
             html.Summary(_progress_label(run, step), id="cx-progress-text"),
-            dcc.Graph(id="cx-progress", figure=search_progress(history),
+            dcc.Graph(id="cx-progress", figure=search_progress(
+                history, empty=_no_progress(run, finished)),
                       config={"displaylogo": False}),
         ], open=not finished, className="card"),
         html.Div(_graph_card(store, run.id) if run.status == "completed" else
                  html.Div("the circuit appears here when the search finishes",
                           className="muted"), id="cx-graph-card"),
-        dcc.Store(id="cx-state", data={"run_id": run.id, "last_id": last_id, "step": step}),
+        dcc.Store(id="cx-state", data={"run_id": run.id, "last_id": last_id, "step": step,
+                                       "empty": not series}),
         dcc.Store(id="cx-node"),
         dcc.Interval(id="cx-poll", interval=poll_ms, disabled=finished),
     ])
@@ -173,7 +181,10 @@ def poll(_n, state):
     state = {**state, "last_id": polled.last_id, "step": polled.last_step}
     figure = dash.no_update
     series = rows_to_search_series(rows)
-    if series:
+    if series and state.get("empty"):  # the first points: the whole figure, axes and all
+        figure = search_progress({k: list(zip(*v)) for k, v in series.items()})
+        state["empty"] = False
+    elif series:
         figure = Patch()
         for i, name in enumerate(SEARCH_NAMES):
             if name in series:

@@ -25,6 +25,7 @@ from circuits.explore import ablate_node, load_stored, node_edges, reextract
 from ui.circuits.figures import (SEARCH_NAMES, circuit_figure, circuit_layout,
                                 faithfulness_curves, faithfulness_series, rows_to_search_series,
                                 search_progress)
+from ui.figures import clear_empty_state
 from ui.live_widget import LiveWidget
 from workbench.store import RunStore
 
@@ -105,7 +106,7 @@ class SearchWidget(LiveWidget):
             self.start()
 
     def build_figure(self) -> go.Figure:
-        return search_progress()
+        return search_progress(empty="waiting for the search's first step")
 
     def update(self) -> bool:
         rows = self.store.metrics(self.run_id, since_id=self.last_id)
@@ -114,6 +115,7 @@ class SearchWidget(LiveWidget):
         series = rows_to_search_series(rows)
         if series:
             with self.figure.batch_update():
+                clear_empty_state(self.figure)
                 for i, name in enumerate(SEARCH_NAMES):
                     if name in series:
                         trace = self.figure.data[i]

@@ -173,8 +173,9 @@ def layout(run_id: str | None = None, **query):
             html.Pre(log, id="fx-log", className="log", style=None if log else _HIDDEN),
         ], className="card"),
         html.Div(_results(store, run.id, state.series) if ready else
-                 html.Div("the figures appear here once the analysis is computed",
-                          className="muted"), id="fx-results"),
+                 html.Div("no analysis yet: press Compute (or run  workbench fourier "
+                          f"{run.id} --checkpoint all) and the figures appear here",
+                          className="muted", id="fx-empty"), id="fx-results"),
         dcc.Store(id="fx-state", data={"run_id": run.id, "ready": ready}),
         dcc.Interval(id="fx-poll", interval=poll_ms, disabled=not state.running),
     ])

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from ui.fourier.figures import (explained_histogram, logit_map, neuron_heatmap, norm_bars,
                                 phase_curves, progress_measures)
 from ui.fourier.task_figures import TASK_FIGURES, task_figures
+from ui.figures import empty_state
 from ui.live_widget import LiveWidget
 from workbench.fourier.task_runs import TASKS
 from workbench.fourier.views import (analysis_state, checkpoint_report, checkpoint_views,
@@ -63,7 +64,7 @@ class FourierWidget(LiveWidget):
             self.start()
 
     def build_figure(self) -> go.Figure:
-        return phase_curves(None, None)
+        return empty_state(phase_curves(None, None), "not computed yet: call compute()")
 
     def compute(self, *, poll: bool = True, env: dict[str, str] | None = None):
         """Start the analysis job (``workbench fourier RUN --checkpoint all``)."""

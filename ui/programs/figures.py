@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from programs.inspect import ProgramTrace, UnembeddingTable
+from ui.figures import empty_state
 
 PROGRESS_SERIES = ("loss", "temperature")  # trace order of training_figure()
 HEADS_PER_ROW = 4
@@ -124,8 +125,9 @@ def unembedding_table(table: UnembeddingTable) -> Table:
 
 
 def training_figure(history: dict[str, list[tuple[int, float]]] | None = None, *,
-                    height: int = 280) -> go.Figure:
-    """Training loss and Gumbel temperature per epoch (traces in :data:`PROGRESS_SERIES` order)."""
+                    height: int = 280, empty: str | None = None) -> go.Figure:
+    """Training loss and Gumbel temperature per epoch (traces in :data:`PROGRESS_SERIES` order);
+    ``empty`` is shown instead of the axes while there is no point at all."""
     history = history or {}
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for name, colour, secondary in (("loss", "#1f77b4", False), ("temperature", "#999", True)):
@@ -137,6 +139,8 @@ def training_figure(history: dict[str, list[tuple[int, float]]] | None = None, *
     fig.update_yaxes(title_text="temperature", type="log", secondary_y=True)
     fig.update_layout(height=height, margin={"l": 50, "r": 50, "t": 20, "b": 40},
                       legend={"orientation": "h", "y": 1.1}, plot_bgcolor="white")
+    if empty and not any(history.values()):
+        empty_state(fig, empty)
     return fig
 
 

@@ -25,7 +25,7 @@ from ui.programs.parts import (argv_summary, check_name_free, epoch_progress,
 from ui.programs.figures import progress_label
 from ui.state import get_store, job_env
 from workbench.errors import UserError
-from programs.api import KIND as PROGRAM_KIND, run_config
+from programs.api import prepare_run
 from workbench.jobs import start_job
 from workbench.store import validate_name
 
@@ -155,13 +155,12 @@ def launch(_clicks, task, preset_name, seed, settings, name):
                                 name=name)
     except UserError as exc:
         return f"{exc} — nothing was started", dash.no_update, dash.no_update
-    # the run exists before its job starts, so the job is linked to it from the first poll
-    run = store.create_run(kind=PROGRAM_KIND, task=task, name=name,
-                           config=run_config(request.config, preset_name, request.task_params,
-                                             None))
-    job = start_job(request.argv + ["--run-id", run.id], run_id=run.id, store=store,
-                    env=job_env())
-    return "", {"job": job.id, "name": name, "run_id": run.id}, False
+    # the run exists, with its resolved config, before its job starts: the job trains it from
+    # the stored config and is linked to it from the first poll
+    run_id = prepare_run(task, name=name, store=store, config=request.run_config)
+    job = start_job(["programs", "train", "--run-id", run_id, "--json"], run_id=run_id,
+                    store=store, env=job_env())
+    return "", {"job": job.id, "name": name, "run_id": run_id}, False
 
 
 @callback(Output("pg-jobs", "children"), Output("pg-runs", "children"),

@@ -130,7 +130,9 @@ def layout(run_id: str | None = None, **query):
             html.Div(id="pg-cancel-feedback", className="muted"),
             html.Div(run.message or "", className="form-error", id="pg-run-message")
             if run.status in ("failed", "cancelled") else None,
-            dcc.Graph(id="pg-curves", figure=training_figure(history),
+            dcc.Graph(id="pg-curves", figure=training_figure(history, empty=(
+                "waiting for the first epoch" if not done else
+                f"no epochs were logged ({run.status})")),
                       config={"displaylogo": False}),
         ], open=not done, className="card", id="pg-progress-card"),
         html.Div([
@@ -147,7 +149,8 @@ def layout(run_id: str | None = None, **query):
                  html.Div("the program is shown here when training completes",
                           className="muted"), id="pg-body"),
         dcc.Store(id="pg-poll-state", data={"run_id": run.id, "last_id": last_id,
-                                            "epoch": epoch, "loss": loss}),
+                                            "epoch": epoch, "loss": loss,
+                                            "empty": not history}),
         dcc.Interval(id="pg-poll", interval=poll_ms, disabled=done),
     ])
 
@@ -168,7 +171,10 @@ def poll(_n, state):
     if epoch is None:  # no new rows in this poll
         epoch, loss = state.get("epoch"), state.get("loss")
     figure = dash.no_update
-    if history:
+    if history and state.get("empty"):  # the first points: the whole figure, axes and all
+        figure = training_figure(history)
+        state = {**state, "empty": False}
+    elif history:
         figure = Patch()
         for i, name in enumerate(PROGRESS_SERIES):
             pts = history.get(name, [])

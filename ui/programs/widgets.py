@@ -20,6 +20,7 @@ from programs.inspect import ProgramTrace, example_text, tokenize, trace_program
 from ui.programs.figures import (PROGRESS_SERIES, Table, code_html, head_figure, progress_label,
                                 rows_to_history, step_titles, table_html, trace_table,
                                 training_figure, unembedding_table)
+from ui.figures import clear_empty_state
 from ui.live_widget import LiveWidget
 from workbench.errors import UserError
 from workbench.store import RunStore
@@ -56,7 +57,7 @@ class ProgramWidget(LiveWidget):
 
     # -- LiveWidget ----------------------------------------------------------------------------
     def build_figure(self) -> go.Figure:
-        return training_figure()
+        return training_figure(empty="waiting for the first epoch")
 
     def update(self) -> bool:
         run = self.store.get_run(self.run_id)
@@ -65,6 +66,7 @@ class ProgramWidget(LiveWidget):
             self.last_id = rows[-1][0]
             history = rows_to_history(rows)
             with self.figure.batch_update():
+                clear_empty_state(self.figure)
                 for i, name in enumerate(PROGRESS_SERIES):
                     pts = history.get(name, [])
                     if pts:

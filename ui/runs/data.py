@@ -18,12 +18,7 @@ KEY_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 def runs_overview(store: RunStore) -> list[dict]:
     """One dict per run, newest first: id, name, kind, task, status, created, steps and the
     key metrics (final ones for completed runs, the latest logged ones otherwise)."""
-    # JSON fields are extracted by SQLite: decoding 1,000 summaries in Python costs more.
-    metrics_sql = ", ".join(f"json_extract(summary, '$.{k}') AS {k}" for k in KEY_METRICS)
-    rows = store.execute("SELECT id, name, kind, task, status, owner, created, "
-                         "summary IS NOT NULL AS has_summary, "
-                         f"json_extract(config, '$.train.steps') AS steps, {metrics_sql} "
-                         "FROM runs ORDER BY created DESC")
+    rows = store.run_table()
     out, open_ids = [], []
     for r in rows:
         item = {"id": r["id"], "name": r["name"] or "", "kind": r["kind"], "task": r["task"],
@@ -45,18 +40,7 @@ def runs_overview(store: RunStore) -> list[dict]:
 
 
 def _latest_metrics(store: RunStore, run_ids: list[str]) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    for i in range(0, len(run_ids), 500):
-        chunk = run_ids[i:i + 500]
-        # The last eval step logs one row per metric; 16 rows cover it with room for extras.
-        rows = store.execute(
-            "SELECT run_id, name, value FROM (SELECT run_id, name, value, ROW_NUMBER() OVER "
-            "(PARTITION BY run_id ORDER BY id DESC) AS rn FROM metrics WHERE run_id IN "
-            f"({','.join('?' * len(chunk))})) WHERE rn <= 16 ORDER BY rn DESC", chunk)
-        for r in rows:  # oldest first, so the newest value of each name wins
-            if r["name"] in KEY_METRICS:
-                out.setdefault(r["run_id"], {})[r["name"]] = r["value"]
-    return out
+    return store.latest_metrics_of(run_ids, KEY_METRICS)
 
 
 def filter_sort(rows: list[dict], *, text: str = "", status: str | None = None,

@@ -1,9 +1,10 @@
 """The New-run form's logic (``/new``): which fields to show, validation with the CLI's own
 rules (:func:`training.api.build_config`), and launching a validated config as a job.
 
-Invalid input is reported per field and nothing is started: a run row is created only once the
-whole config has been built successfully, and the job then trains into that row
-(``workbench train … --run-id ID``), so the page can link to the run at once.
+Invalid input is reported per field and nothing is started: a run row is created, with its
+whole resolved config, only once that config has been built successfully
+(:func:`training.api.prepare_run`), and the job then trains that row from its stored config
+(``workbench train --run-id ID``), so the page can link to the run at once.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from training.api import build_config, list_tasks
+from training.api import build_config, check_settings, list_tasks, prepare_run
 from training.presets import presets_for
 from workbench.errors import UserError
 from workbench.jobs import Job, start_job
+from workbench.settings import parse_settings
 from workbench.store import Run, RunStore, validate_name
 
 MODEL_FIELDS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "act_fn",
@@ -77,20 +79,6 @@ def form_fields(task: str, preset: str) -> list[FormField]:
     return [FormField(key=k, label=k.split(".", 1)[1], value=v) for k, v in _resolved(task, preset)]
 
 
-def parse_extra(text: str | None) -> dict[str, str]:
-    """``"lr=1e-3\\np=97"`` → ``{"lr": "1e-3", "p": "97"}`` (blank lines and ``#`` ignored)."""
-    out = {}
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "=" not in line:
-            raise UserError(f"expected key=value, got {line!r}")
-        key, value = line.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
-
-
 def validate(task: str | None, preset: str | None, values: dict[str, str | None],
              extra: str | None = None, name: str | None = None,
              store: RunStore | None = None) -> Validation:
@@ -115,13 +103,13 @@ def validate(task: str | None, preset: str | None, values: dict[str, str | None]
         elif text != defaults.get(key):
             result.overrides[key] = text
     try:
-        result.overrides.update(parse_extra(extra))
+        result.overrides.update(parse_settings(extra))
     except UserError as exc:
         result.errors[EXTRA] = str(exc)
     if name:
         try:
             validate_name(name)
-            if store is not None and store.execute("SELECT 1 FROM runs WHERE name=?", (name,)):
+            if store is not None and store.name_taken(name):
                 raise UserError(f"a run named {name!r} already exists")
         except UserError as exc:
             result.errors[NAME] = str(exc)
@@ -136,11 +124,12 @@ def validate(task: str | None, preset: str | None, values: dict[str, str | None]
 
 
 def _blame(task: str, preset: str, overrides: dict[str, str], message: str) -> dict[str, str]:
-    """Attribute a failed build to the field(s) that fail on their own (else to the form)."""
+    """Attribute a failed build to the field(s) that fail on their own (else to the form);
+    each is checked without generating the task's data."""
     errors = {}
     for key, value in overrides.items():
         try:
-            build_config(task, preset=preset, overrides={key: value})
+            check_settings(task, preset=preset, overrides={key: value})
         except UserError as exc:
             form_key = key if key.startswith(("task.", "model.", "train.")) else EXTRA
             errors.setdefault(form_key, str(exc))
@@ -149,13 +138,9 @@ def _blame(task: str, preset: str, overrides: dict[str, str], message: str) -> d
 
 def launch_training(store: RunStore, task: str, preset: str, overrides: dict[str, str],
                     name: str | None = None, env: dict[str, str] | None = None) -> tuple[Run, Job]:
-    """Create the run row for a validated config and start ``workbench train`` on it as a job."""
-    config, _ = build_config(task, preset=preset, overrides=overrides)
-    run = store.create_run(kind="train", task=config.task, config=config.to_dict(),
-                           name=name or None)
-    argv = ["train", task, "--preset", preset]
-    for key, value in overrides.items():
-        argv += ["--set", f"{key}={value}"]
-    argv += ["--run-id", run.id, "--no-progress", "--json"]
-    job = start_job(argv, run_id=run.id, store=store, env=env)
-    return run, job
+    """Create the run with its resolved config and start ``workbench train --run-id`` on it."""
+    run_id = prepare_run(task, preset=preset, overrides=overrides, name=name or None,
+                         store=store)
+    job = start_job(["train", "--run-id", run_id, "--no-progress", "--json"], run_id=run_id,
+                    store=store, env=env)
+    return store.get_run(run_id), job

@@ -18,7 +18,8 @@ from flask import current_app
 from ui.components import run_or_not_found, progress_bar, status_badge
 from ui.polling import TERMINAL_RUN, eta_seconds, poll_run
 from ui.runs.data import checkpoints
-from ui.figures import CURVE_NAMES, axis_types, progress_text, rows_to_series, training_curves
+from ui.figures import (CURVE_NAMES, axis_types, progress_text, rows_to_series,
+                        training_curves)
 from ui.state import get_store
 from ui.jobs import request_cancel
 from workbench.jobs import job_for_run
@@ -57,12 +58,25 @@ def _can_cancel(poll) -> bool:
     return poll.job is not None and not poll.job.done and poll.run.status not in TERMINAL_RUN
 
 
+def _no_curves(poll) -> str:
+    """What the empty curves say, by the run's state (and how to get metrics)."""
+    run = poll.run
+    every = ((run.config or {}).get("train") or {}).get("eval_every") \
+        if isinstance(run.config, dict) else None
+    if poll.job is None and run.status == "created":
+        return f"no metrics yet: train it with  workbench train {run.task} --run-id {run.id}"
+    if not poll.finished:
+        return "waiting for the first evaluation" + (f" (every {every:,} steps)" if every else "")
+    return f"this run logged no train/test metrics ({run.status})"
+
+
 def _checkpoint_list(store, run_id):
     items = checkpoints(store, run_id)
     if not items:
         return html.Div("no checkpoints yet", className="muted")
-    return html.Ul([html.Li([f"step {c['step']:,} " if c["step"] is not None else "final ", html.Span(f"sha256 {c['sha256']}…",
-                                                               className="muted", title=c["path"])])
+    return html.Ul([html.Li([f"step {c['step']:,} " if c["step"] is not None else "final ",
+                             html.Span(f"sha256 {c['sha256']}…", className="muted",
+                                       title=c["path"])])
                     for c in items], id="checkpoint-list")
 
 
@@ -89,7 +103,7 @@ def layout(run_id: str | None = None, **query):
     for name, (xs, ys) in rows_to_series(poll.rows).items():
         history[name] = list(zip(xs, ys))
     state = {"run_id": run.id, "last_id": poll.last_id, "last_step": poll.last_step,
-             "n_ckpt": len(checkpoints(store, run.id))}
+             "n_ckpt": len(checkpoints(store, run.id)), "empty": not history}
     fraction, done, label = _progress(poll, state)
     running_job = _can_cancel(poll)
     links = analyses_for(run)
@@ -111,7 +125,8 @@ def layout(run_id: str | None = None, **query):
                 dcc.Checklist(id="log-axes", inline=True, value=[],
                               options=[{"label": " log steps ", "value": "x"},
                                        {"label": " log loss", "value": "y"}]),
-                dcc.Graph(id="run-curves", figure=training_curves(history),
+                dcc.Graph(id="run-curves", figure=training_curves(history,
+                                                                  empty=_no_curves(poll)),
                           config={"displaylogo": False}),
             ], className="card grow"),
             html.Div([
@@ -140,14 +155,18 @@ def layout(run_id: str | None = None, **query):
     Output("job-info", "children"), Output("run-poll", "disabled"),
     Output("run-poll-state", "data"),
     Input("run-poll", "n_intervals"), State("run-poll-state", "data"),
-    prevent_initial_call=True)
-def poll(_n, state):
+    State("log-axes", "value"), prevent_initial_call=True)
+def poll(_n, state, log_axes=()):
     store = get_store()
     p = poll_run(store, state["run_id"], since_id=state["last_id"], last_step=state["last_step"])
     state = {**state, "last_id": p.last_id, "last_step": p.last_step}
     figure = dash.no_update
     series = rows_to_series(p.rows)
-    if series:
+    if series and state.get("empty"):  # the first points: the whole figure, axes and all
+        figure = training_curves({k: list(zip(*v)) for k, v in series.items()},
+                                 log_x="x" in (log_axes or ()), log_y="y" in (log_axes or ()))
+        state["empty"] = False
+    elif series:
         figure = Patch()
         for i, name in enumerate(CURVE_NAMES):
             if name in series:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ui.figures import CURVE_NAMES, progress_text, rows_to_series, set_log_axes, training_curves
+from ui.figures import (CURVE_NAMES, clear_empty_state, progress_text, rows_to_series,
+                        set_log_axes, training_curves)
 from ui.live_widget import LiveWidget
 from ui.polling import eta_seconds, poll_run
 from workbench.store import RunStore
@@ -38,7 +39,8 @@ class RunWidget(LiveWidget):
             self.start()
 
     def build_figure(self) -> go.Figure:
-        return training_curves(log_x=self._log[0], log_y=self._log[1])
+        return training_curves(log_x=self._log[0], log_y=self._log[1],
+                               empty="no metrics yet: they appear as the run evaluates")
 
     def set_log_axes(self, *, log_x: bool = False, log_y: bool = False) -> None:
         set_log_axes(self.figure, log_x=log_x, log_y=log_y)
@@ -49,6 +51,7 @@ class RunWidget(LiveWidget):
         series = rows_to_series(p.rows)
         if series:
             with self.figure.batch_update():
+                clear_empty_state(self.figure)
                 for i, name in enumerate(CURVE_NAMES):
                     if name in series:
                         trace = self.figure.data[i]
