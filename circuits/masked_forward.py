@@ -9,7 +9,7 @@ writers] @ [writers, batch·seq·d_model]``), and with every mask at 1 the reade
 the ordinary residual, which makes the all-ones check tight.
 
 Weights come from a ``TransformerBridge`` in TransformerLens layout (``W_Q [L, H, d, d_head]``
-…), so the same code serves the in-house native models and Hugging Face GPT-2/Llama-style models:
+…, read by :func:`workbench.weights.model_weights`), so the same code serves the in-house native models and Hugging Face GPT-2/Llama-style models:
 LayerNorm / RMSNorm / no norm, GELU / ReLU / SiLU and gated MLPs, learned or rotary positions,
 grouped-query attention. Attention output biases ``b_O`` are per layer, not per head, so they
 are treated as constants present in both runs (never masked). Unsupported features (parallel
@@ -19,68 +19,15 @@ bridge's own logits and is run before every search.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
 from circuits.graph import Graph, GraphSpec
+from workbench.activations import activation
 from workbench.errors import UserError
-
-_ACTS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu, "swish": F.silu,
-         "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-         "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-         "gelu_fast": lambda x: F.gelu(x, approximate="tanh")}
-
-
-def _opt(obj, name):
-    """Tensor attribute ``name`` of a bridge component, or None where the architecture lacks it.
-
-    Which exception a TransformerBridge weight property raises for a component the
-    architecture does not have depends on the adapter, so every exception listed below means
-    "absent" here. A wrong guess does not pass silently: :meth:`MaskedModel.verify` compares the
-    masked forward with the bridge's own logits before any search."""
-    try:
-        value = getattr(obj, name)
-    except (AttributeError, TypeError, NotImplementedError, RuntimeError, ValueError):
-        return None
-    return value if isinstance(value, torch.Tensor) else None
-
-
-@dataclass
-class _Norm:
-    kind: str | None  # "LN", "RMS" or None; "LNPre"/"RMSPre" are LN/RMS without weights
-    weight: torch.Tensor | None
-    bias: torch.Tensor | None
-    eps: float
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind is None:
-            return x
-        dtype = x.dtype
-        if self.kind == "LN":
-            x = x - x.mean(-1, keepdim=True)
-        x32 = x.float()
-        x = (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(dtype)
-        if self.weight is not None:
-            x = x * self.weight
-        if self.bias is not None:
-            x = x + self.bias
-        return x
-
-
-def _norm_from(component, kind: str | None, default_eps: float) -> _Norm:
-    if kind is None:
-        return _Norm(None, None, None, 0.0)
-    orig = getattr(component, "_original_component", component)
-    eps = getattr(orig, "eps", None) or getattr(orig, "variance_epsilon", None) or default_eps
-    base = "LN" if kind.startswith("LN") else "RMS"
-    w = _opt(orig, "weight")
-    b = _opt(orig, "bias") if base == "LN" else None
-    return _Norm(base, None if w is None else w.detach(), None if b is None else b.detach(),
-                 float(eps))
-
+from workbench.weights import Norm, model_weights
 
 class MaskedModel(torch.nn.Module):
     """A frozen model evaluated with edge masks. ``graph`` lists its writers and readers."""
@@ -89,146 +36,99 @@ class MaskedModel(torch.nn.Module):
         super().__init__()
         cfg = bridge.cfg
         self.cfg = cfg
-        for flag in ("parallel_attn_mlp",):
-            if getattr(cfg, flag, False):
-                raise UserError(f"masked forward does not support {flag} models")
+        w = model_weights(bridge)
+        if w.parallel_attn_mlp:
+            raise UserError("masked forward does not support parallel_attn_mlp models")
         for cap in ("attn_scores_soft_cap", "output_logits_soft_cap"):
-            if float(getattr(cfg, cap, -1.0) or -1.0) > 0:
+            if getattr(w, cap) > 0:
                 raise UserError(f"masked forward does not support {cap}")
         self.graph = Graph(GraphSpec.from_cfg(cfg))
         spec = self.graph.spec
         L, H, G = spec.n_layers, spec.n_heads, spec.n_kv_heads
         self.n_layers, self.n_heads, self.n_kv, self.d_head = L, H, G, cfg.d_head
-        ref = bridge.W_E
+        ref = w.W_E
         self.dtype = dtype or ref.dtype
         to = lambda t: None if t is None else t.detach().to(self.dtype)  # noqa: E731
         zeros = lambda *s: torch.zeros(*s, dtype=self.dtype, device=ref.device)  # noqa: E731
 
-        self.W_E = to(bridge.W_E)
-        self.W_pos = to(_opt(bridge, "W_pos")) if spec.separate_pos else None
-        blocks = bridge.blocks
-        # cloned: norm weights are folded into these in place, never into the bridge's tensors
-        self.W_Q = to(bridge.W_Q).clone()  # [L, H, d_model, d_head]
-        self.W_K = to(bridge.W_K).clone()  # [L, G, d_model, d_head]
-        self.W_V = to(bridge.W_V).clone()
-        self.W_O = to(bridge.W_O)  # [L, H, d_head, d_model]
+        self.W_E = to(w.W_E)
+        self.W_pos = to(w.W_pos) if spec.separate_pos else None
+        blocks = w.blocks
+        # cloned: norm weights are folded into these in place, never into the model's tensors
+        self.W_Q = to(w.stacked("W_Q")).clone()  # [L, H, d_model, d_head]
+        self.W_K = to(w.stacked("W_K")).clone()  # [L, G, d_model, d_head]
+        self.W_V = to(w.stacked("W_V")).clone()
+        self.W_O = to(w.stacked("W_O"))  # [L, H, d_head, d_model]
         assert self.W_K.shape[1] == G, (self.W_K.shape, G)
         d, dh = cfg.d_model, cfg.d_head
-        self.b_Q = torch.stack([to(_opt(b.attn, "b_Q")) if _opt(b.attn, "b_Q") is not None
-                                else zeros(H, dh) for b in blocks])
-        self.b_K = torch.stack([to(_opt(b.attn, "b_K")) if _opt(b.attn, "b_K") is not None
-                                else zeros(G, dh) for b in blocks])
-        self.b_V = torch.stack([to(_opt(b.attn, "b_V")) if _opt(b.attn, "b_V") is not None
-                                else zeros(G, dh) for b in blocks])
-        self.b_O = torch.stack([to(_opt(b.attn, "b_O")) if _opt(b.attn, "b_O") is not None
-                                else zeros(d) for b in blocks])
-        kind = cfg.normalization_type
-        eps = float(getattr(cfg, "eps", 1e-5))
-        self.ln1 = [_norm_from(b.ln1, kind, eps) for b in blocks]
+        self.b_Q = torch.stack([to(b.b_Q) if b.b_Q is not None else zeros(H, dh) for b in blocks])
+        self.b_K = torch.stack([to(b.b_K) if b.b_K is not None else zeros(G, dh) for b in blocks])
+        self.b_V = torch.stack([to(b.b_V) if b.b_V is not None else zeros(G, dh) for b in blocks])
+        self.b_O = torch.stack([to(b.b_O) if b.b_O is not None else zeros(d) for b in blocks])
+        self.ln1 = [b.ln1 for b in blocks]
         self.has_mlp = spec.has_mlp
         if self.has_mlp:
-            self.ln2 = [_norm_from(b.ln2, kind, eps) for b in blocks]
-            self.W_in = [to(_opt(b.mlp, "W_in")) for b in blocks]  # [d_model, d_mlp]
-            self.W_gate = [to(_opt(b.mlp, "W_gate")) for b in blocks]
-            self.W_out = [to(_opt(b.mlp, "W_out")) for b in blocks]  # [d_mlp, d_model]
-            self.b_in = [to(_opt(b.mlp, "b_in")) for b in blocks]
-            self.b_out = [to(_opt(b.mlp, "b_out")) for b in blocks]
-            if any(w is None for w in self.W_in + self.W_out):
+            self.ln2 = [b.ln2 for b in blocks]
+            self.W_in = [to(b.W_in) for b in blocks]  # [d_model, d_mlp]
+            self.W_gate = [to(b.W_gate) for b in blocks]
+            self.W_out = [to(b.W_out) for b in blocks]  # [d_mlp, d_model]
+            self.b_in = [to(b.b_in) for b in blocks]
+            self.b_out = [to(b.b_out) for b in blocks]
+            if any(m is None for m in self.W_in + self.W_out):
                 raise UserError("masked forward needs dense MLP weights (W_in, W_out)")
-            act = (cfg.act_fn or "gelu").lower()
-            if act not in _ACTS:
-                raise UserError(f"masked forward does not support act_fn {act!r}")
-            self.act = _ACTS[act]
-        final_kind = "RMS" if getattr(cfg, "final_rms", False) and kind else kind
-        self.ln_f = _norm_from(bridge.ln_final, final_kind, eps)
-        self.W_U = to(bridge.W_U)  # [d_model, d_vocab_out]
-        self.b_U = to(_opt(bridge, "b_U"))
+            self.act = activation(w.act_fn or "gelu", "masked forward act_fn")
+        self.ln_f = w.ln_final
+        self.W_U = to(w.W_U)  # [d_model, d_vocab_out]
+        self.b_U = to(w.b_U)
         self._fold_norm_weights()
-        self.scales = [self._attn_scale(cfg, b, i) for i, b in enumerate(blocks)]
-        self.causal = getattr(cfg, "attention_dir", "causal") == "causal"
-        self._rope = self._rotary(bridge) if not spec.separate_pos else None
+        self.scales = [b.score_scale for b in blocks]
+        self.causal = w.causal
+        if not spec.separate_pos and w.rotary is None:
+            raise UserError("rotary model without a rotary embedding module is not supported")
+        self._rope = w.rotary if not spec.separate_pos else None
 
     # -- model pieces -----------------------------------------------------------------------
     def _fold_norm_weights(self) -> None:
-        """Fold each norm's scale and bias into the projection it feeds (exact algebra).
+        """Fold each norm's scale and bias into the projection it feeds (exact algebra); the
+        norms keep only their normalisation.
 
         Every Q/K/V reader normalises its own input, so the norm runs on H + 2·H_kv tensors per
         layer; folding removes two elementwise passes over all of them (and their backward).
         """
-        def fold(norm: _Norm, weight: torch.Tensor, bias: torch.Tensor | None, d_axis: int):
+        def fold(norm: Norm, weight: torch.Tensor, bias: torch.Tensor | None, d_axis: int):
             if norm.kind is None:
                 return weight, bias
-            w = norm.weight if norm.weight is not None else None
-            b = norm.bias
-            if b is not None:  # bias enters before the projection: b @ W
-                shift = torch.tensordot(b, weight, dims=([0], [d_axis]))
+            if norm.bias is not None:  # bias enters before the projection: b @ W
+                shift = torch.tensordot(norm.bias, weight, dims=([0], [d_axis]))
                 bias = shift if bias is None else bias + shift
-            if w is not None:
+            if norm.weight is not None:
                 shape = [1] * weight.dim()
                 shape[d_axis] = -1
-                weight = weight * w.view(shape)
-            norm.weight, norm.bias = None, None
+                weight = weight * norm.weight.view(shape)
             return weight, bias
 
+        def bare(norm: Norm) -> Norm:
+            return replace(norm, weight=None, bias=None, module=None)
+
         for layer, ln in enumerate(self.ln1):
-            w_, b_ = ln.weight, ln.bias
             for name in ("Q", "K", "V"):
-                ln.weight, ln.bias = w_, b_
                 W, B = fold(ln, getattr(self, f"W_{name}")[layer], getattr(self, f"b_{name}")[layer],
                             1)
                 getattr(self, f"W_{name}")[layer] = W
                 getattr(self, f"b_{name}")[layer] = B
+            self.ln1[layer] = bare(ln)
         if self.has_mlp:
             for layer, ln in enumerate(self.ln2):
-                w_, b_ = ln.weight, ln.bias
                 if self.W_gate[layer] is not None:
                     self.W_gate[layer], extra = fold(ln, self.W_gate[layer], None, 0)
                     if extra is not None:  # a gate bias: keep it as a separate term
                         self._gate_bias = getattr(self, "_gate_bias", {})
                         self._gate_bias[layer] = extra
-                    ln.weight, ln.bias = w_, b_
                 self.W_in[layer], self.b_in[layer] = fold(ln, self.W_in[layer],
                                                           self.b_in[layer], 0)
+                self.ln2[layer] = bare(ln)
         self.W_U, self.b_U = fold(self.ln_f, self.W_U, self.b_U, 0)
-
-    @staticmethod
-    def _attn_scale(cfg, block, layer: int) -> float:
-        hf_scaling = getattr(getattr(block.attn, "_original_component", None), "scaling", None)
-        if isinstance(hf_scaling, float):
-            return hf_scaling
-        if getattr(cfg, "use_attn_scale", True) and float(cfg.attn_scale) > 0:
-            scale = 1.0 / float(cfg.attn_scale)
-        else:
-            scale = 1.0 / math.sqrt(cfg.d_head)
-        if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
-            scale /= layer + 1
-        return scale
-
-    def _rotary(self, bridge):
-        """``(cos, sin, rotate)`` builder for the source's RoPE convention."""
-        native = getattr(getattr(bridge, "original_model", None), "rotary", None)
-        if native is not None:  # TL-native: adjacent-pair rotation, precomputed tables
-            def rotate(x):
-                return torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
-
-            def tables(seq, device):
-                return native.cos_cached[:seq].to(self.dtype), \
-                    native.sin_cached[:seq].to(self.dtype), rotate
-            return tables
-        rot = getattr(bridge, "rotary_emb", None)
-        if rot is None:
-            raise UserError("rotary model without a rotary embedding module is not supported")
-        hf = getattr(rot, "_original_component", rot)
-
-        def rotate_half(x):
-            half = x.shape[-1] // 2
-            return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-        def tables(seq, device):
-            probe = torch.zeros(1, seq, self.d_head, dtype=self.dtype, device=device)
-            cos, sin = hf(probe, torch.arange(seq, device=device)[None])
-            return cos[0].to(self.dtype), sin[0].to(self.dtype), rotate_half
-        return tables
+        self.ln_f = bare(self.ln_f)
 
     def _apply_rope(self, x: torch.Tensor, rope) -> torch.Tensor:
         cos, sin, rotate = rope  # cos: [seq, rotary_dim]
@@ -283,7 +183,7 @@ class MaskedModel(torch.nn.Module):
         if masked and ablated is None:
             raise ValueError("masked forward needs ablated writer outputs")
         zm1 = None if edges is None else (edges.to(self.dtype) - 1)  # [readers, writers]
-        rope = None if self._rope is None else self._rope(seq, tokens.device)
+        rope = None if self._rope is None else self._rope.tables(seq, tokens.device, self.dtype)
 
         writers: list[torch.Tensor] = []  # effective outputs, each [k, batch, seq, d_model]
         deltas: list[torch.Tensor] = []  # effective (x - x_ablated), same shapes

@@ -124,6 +124,26 @@ def to_bridge(cfg: ModelConfig, state_dict: dict[str, torch.Tensor] | None = Non
     return bridge
 
 
+def as_bridge(model):
+    """``model`` if it is a ``TransformerBridge``; TransformerLens's native module as a bridge
+    around a copy of it (building a bridge replaces a module's submodules in place)."""
+    import copy
+
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformer_lens.model_bridge.sources.native import NativeModel, build_bridge_from_module
+
+    if isinstance(model, TransformerBridge):
+        return model
+    if not isinstance(model, NativeModel):
+        raise UserError(f"expected a TransformerBridge or a native model, got "
+                        f"{type(model).__name__}")
+    native = copy.deepcopy(model)
+    bridge = build_bridge_from_module(native, architecture="TransformerLensNative",
+                                      tl_config=native.cfg, model_name="workbench")
+    bridge.train(model.training)
+    return bridge
+
+
 def load_hf_bridge(path: str | os.PathLike, *, device: str | None = None,
                    dtype: torch.dtype | None = None):
     """Boot a Hugging Face-format model directory offline as a ``TransformerBridge``.

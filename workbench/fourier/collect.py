@@ -1,36 +1,31 @@
 """Activation collection for a 1-layer modular-arithmetic transformer: every ``[a, b, =]`` input
-in one batch, straight from the state dict (no module construction).
+in one batch, computed from the weights (no forward pass through a module).
 
-Model: TransformerLens's native transformer (``transformer_lens.model_bridge.sources.native``)
-as built by :mod:`workbench.models` for the grokking preset: learned positions, no LayerNorm,
-causal attention with ``1 / sqrt(d_head)`` scaling, ReLU MLP, unbiased unembedding ``head``;
+Model: one block as :mod:`workbench.models` builds it for the grokking preset: learned
+positions, no LayerNorm, attention with ``1 / sqrt(d_head)`` scaling, ReLU MLP, unembedding;
 logits are read at the last position. Because the query position always holds "=" (token
 ``p``) at position 2, its query vector is the same for every input, and keys and values at
 positions 0 and 1 depend only on ``a`` and ``b``; we therefore compute them per token (``p``
 rows) and only the attention mixing, the MLP and the unembedding per input pair. The result
 equals the module's own forward to float rounding (tested).
 
-State-dict keys (nn.Linear layout, weight ``[out, in]``): ``tok_embed.weight``, ``pos.weight``,
-``layers.0.attn.{q,k,v,o}.{weight,bias}``, ``layers.0.mlp.fc_{in,out}.{weight,bias}``,
-``head.weight``.
+The weights are TransformerLens-format (:mod:`workbench.weights`), so the model may be a
+``TransformerBridge`` (any the bridge loads), the native module, or a native checkpoint state
+dict.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from workbench.errors import UserError, check_choice
-
-_ACTS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu,
-         "gelu_new": lambda x: F.gelu(x, approximate="tanh")}
-_REQUIRED = ("tok_embed.weight", "pos.weight", "layers.0.attn.q.weight", "layers.0.attn.k.weight",
-             "layers.0.attn.v.weight", "layers.0.attn.o.weight", "layers.0.mlp.fc_in.weight",
-             "layers.0.mlp.fc_out.weight", "head.weight")
+from workbench.activations import activation
+from workbench.errors import UserError
+from workbench.weights import ModelWeights, linear_bias, linear_weight, model_weights, \
+    state_dict_weights
 
 
 @dataclass(frozen=True)
@@ -56,73 +51,97 @@ class ModularActivations:
     logits: torch.Tensor  # [p, p, d_vocab_out]
 
 
-def _get(state: Mapping[str, torch.Tensor], key: str, dtype: torch.dtype) -> torch.Tensor:
-    return state[key].detach().to(dtype)
+def modular_model_weights(model, *, n_heads: int | None = None,
+                          act_fn: str | None = None) -> ModelWeights:
+    """TransformerLens-format weights of a 1-layer, norm-free MLP transformer with learned
+    positions; anything else is refused (this path would silently get it wrong).
+
+    ``model``: a ``TransformerBridge``, the native module, :class:`ModelWeights`, or a native
+    state dict (then ``n_heads`` is required: the weights do not state it). For a model,
+    ``n_heads`` and ``act_fn`` default to its own and must agree with it when given.
+    """
+    if isinstance(model, Mapping):
+        if n_heads is None:
+            raise UserError("n_heads is required with a state dict")
+        w = state_dict_weights(model, n_heads=n_heads, act_fn=act_fn or "relu")
+    else:
+        w = model_weights(model)
+        for name, given, own in (("n_heads", n_heads, w.n_heads), ("act_fn", act_fn, w.act_fn)):
+            if given is not None and given != own:
+                raise UserError(f"{name}={given!r} but the model has {name} {own!r}")
+    missing = [name for name, t in (("W_pos", w.W_pos), ("W_U", w.W_U)) if t is None]
+    if w.blocks:
+        b = w.blocks[0]
+        missing += [name for name in ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")
+                    if getattr(b, name) is None]
+    if missing or not w.blocks:
+        raise UserError(f"not a 1-layer MLP transformer with learned positions: missing "
+                        f"{missing or ['blocks']}")
+    if w.n_layers != 1:
+        raise UserError(f"Fourier analysis supports 1-layer models only; this one has "
+                        f"{w.n_layers}")
+    if w.normalization_type is not None:
+        raise UserError(f"Fourier analysis supports LayerNorm-free models only; this one has "
+                        f"{w.normalization_type}")
+    return w
 
 
-def check_state(state: Mapping[str, torch.Tensor]) -> None:
-    """Reject state dicts this 1-layer, LayerNorm-free path would silently get wrong."""
-    missing = [k for k in _REQUIRED if k not in state]
-    if missing:
-        raise UserError(f"state dict is not a 1-layer MLP transformer: missing {missing}")
-    extra = sorted(k for k in state if k.startswith("layers.") and not k.startswith("layers.0."))
-    if extra:
-        raise UserError(f"Fourier analysis supports 1-layer models only; found {extra[:3]}")
-    norms = sorted(k for k in state if ".ln" in k or k.startswith("ln"))
-    if norms:
-        raise UserError(f"Fourier analysis supports LayerNorm-free models only; found {norms[:3]}")
+def modular_weights(model, dtype: torch.dtype = torch.float64, *,
+                    n_heads: int | None = None) -> ModularWeights:
+    """``W_E``, ``W_in``, ``W_out`` and ``W_U`` of the modular model in ``dtype`` (a state dict
+    needs no ``n_heads`` here: none of these is split by heads)."""
+    if isinstance(model, Mapping) and n_heads is None:
+        n_heads = 1
+    w = modular_model_weights(model, n_heads=n_heads)
+    b = w.blocks[0]
+    return ModularWeights(w_e=w.W_E.detach().to(dtype), w_in=b.W_in.detach().to(dtype),
+                          w_out=b.W_out.detach().to(dtype), w_u=w.W_U.detach().to(dtype))
 
 
-def modular_weights(state: Mapping[str, torch.Tensor],
-                    dtype: torch.dtype = torch.float64) -> ModularWeights:
-    check_state(state)
-    return ModularWeights(
-        w_e=_get(state, "tok_embed.weight", dtype),
-        w_in=_get(state, "layers.0.mlp.fc_in.weight", dtype).T,
-        w_out=_get(state, "layers.0.mlp.fc_out.weight", dtype).T,
-        w_u=_get(state, "head.weight", dtype).T,
-    )
-
-
-def _bias(state: Mapping[str, torch.Tensor], key: str, size: int,
-          dtype: torch.dtype) -> torch.Tensor:
-    return _get(state, key, dtype) if key in state else torch.zeros(size, dtype=dtype)
-
-
-def collect_modular(state: Mapping[str, torch.Tensor], p: int, *, n_heads: int,
-                    act_fn: str = "relu", attn_scale: float | None = None,
+def collect_modular(model, p: int, *, n_heads: int | None = None, act_fn: str | None = None,
+                    attn_scale: float | None = None,
                     dtype: torch.dtype = torch.float32) -> ModularActivations:
     """Neuron activations and logits at the last position for every input ``[a, b, p]``.
 
-    ``n_heads`` cannot be read from the weights (``q`` is ``[n_heads * d_head, d_model]``), so it
-    is required; ``attn_scale`` defaults to ``sqrt(d_head)`` as in TransformerLens.
+    ``model``: see :func:`modular_model_weights` (a state dict needs ``n_heads``, and its
+    ``act_fn`` defaults to relu); ``attn_scale`` defaults to the model's own (``sqrt(d_head)``
+    in TransformerLens).
     """
-    check_state(state)
-    check_choice(act_fn, "act_fn", sorted(_ACTS))
-    w_e = _get(state, "tok_embed.weight", dtype)  # [d_vocab, d_model]
+    w = modular_model_weights(model, n_heads=n_heads, act_fn=act_fn)
+    act = activation(w.act_fn)
+    block = w.blocks[0]
+
+    def get(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to(dtype)
+
+    w_e = get(w.W_E)  # [d_vocab, d_model]
     if w_e.shape[0] < p + 1:
         raise UserError(f"embedding has {w_e.shape[0]} tokens; p={p} needs p + 1 (with '=')")
-    w_pos = _get(state, "pos.weight", dtype)  # [n_ctx, d_model]
+    w_pos = get(w.W_pos)  # [n_ctx, d_model]
     if w_pos.shape[0] < 3:
         raise UserError(f"the modular model needs n_ctx >= 3, got {w_pos.shape[0]}")
     d_model = w_e.shape[1]
-    wq = _get(state, "layers.0.attn.q.weight", dtype)  # [H * dh, d_model]
-    hd = wq.shape[0]
-    if not isinstance(n_heads, int) or n_heads <= 0 or hd % n_heads:
-        raise UserError(f"n_heads={n_heads!r} does not divide the attention width {hd}")
-    d_head = hd // n_heads
-    scale = math.sqrt(d_head) if attn_scale is None else attn_scale
-    attn = {name: (_get(state, f"layers.0.attn.{name}.weight", dtype),
-                   _bias(state, f"layers.0.attn.{name}.bias",
-                         d_model if name == "o" else hd, dtype)) for name in "qkvo"}
+    n_heads, _, d_head = block.W_Q.shape
+    hd = n_heads * d_head
+    scale = block.attn_scale if attn_scale is None else attn_scale
+
+    def linear(weight: torch.Tensor, kind: str, bias: torch.Tensor | None, size: int):
+        # nn.Linear layout ([out, in]); absent biases are zeros, as in the module
+        return (get(linear_weight(weight, kind)),
+                get(bias) if bias is not None else torch.zeros(size, dtype=dtype))
+
+    attn = {"q": linear(block.W_Q, "qkv", linear_bias(block.b_Q), hd),
+            "k": linear(block.W_K, "qkv", linear_bias(block.b_K), hd),
+            "v": linear(block.W_V, "qkv", linear_bias(block.b_V), hd),
+            "o": linear(block.W_O, "o", block.b_O, d_model)}
 
     x0 = w_e[:p] + w_pos[0]  # [p, d_model] position 0 holds a
     x1 = w_e[:p] + w_pos[1]  # [p, d_model] position 1 holds b
     x2 = w_e[p] + w_pos[2]  # [d_model] position 2 holds "="
 
     def proj(name: str, x: torch.Tensor) -> torch.Tensor:
-        w, b = attn[name]
-        return F.linear(x, w, b).unflatten(-1, (n_heads, d_head))
+        weight, bias = attn[name]
+        return F.linear(x, weight, bias).unflatten(-1, (n_heads, d_head))
 
     q = proj("q", x2)  # [H, dh]: the same query for every input
     s0 = torch.einsum("hd,ahd->ah", q, proj("k", x0)) / scale  # [p, H]
@@ -142,14 +161,12 @@ def collect_modular(state: Mapping[str, torch.Tensor], p: int, *, n_heads: int,
                 + pattern[..., 2] @ ov2 + b_o)  # [p, p, d_model]
     resid = x2 + attn_out  # [p, p, d_model]
 
-    w_in = _get(state, "layers.0.mlp.fc_in.weight", dtype)  # [d_mlp, d_model]
-    d_mlp = w_in.shape[0]
-    b_in = _bias(state, "layers.0.mlp.fc_in.bias", d_mlp, dtype)
+    d_mlp = block.W_in.shape[1]
+    w_in, b_in = linear(block.W_in, "in", block.b_in, d_mlp)  # [d_mlp, d_model]
     pre = F.linear(resid, w_in, b_in)  # [p, p, d_mlp]
-    neurons = pre.relu_() if act_fn == "relu" else _ACTS[act_fn](pre)
-    w_out = _get(state, "layers.0.mlp.fc_out.weight", dtype)  # [d_model, d_mlp]
-    b_out = _bias(state, "layers.0.mlp.fc_out.bias", d_model, dtype)
-    w_u = _get(state, "head.weight", dtype)  # [d_vocab_out, d_model]
+    neurons = pre.relu_() if w.act_fn == "relu" else act(pre)
+    w_out, b_out = linear(block.W_out, "in", block.b_out, d_model)  # [d_model, d_mlp]
+    w_u = get(linear_weight(w.W_U, "in"))  # [d_vocab_out, d_model]
     # Unembed neurons through W_L = W_out W_U directly: cheaper than re-entering d_model.
     logits = neurons @ (w_out.T @ w_u.T) + (resid + b_out) @ w_u.T  # [p, p, d_vocab_out]
     return ModularActivations(neurons=neurons, logits=logits)

@@ -26,6 +26,7 @@ import torch
 from workbench.errors import UserError
 from workbench.fourier.number_tokens import (DEFAULT_PERIODS, NumberSpectrum, logit_lens_spectrum,
                                              number_spectrum)
+from workbench.weights import model_weights
 
 SPELLINGS = ("{n}", " {n}")  # "7" and " 7": BPE vocabularies often hold only one of them
 _BATCH = 64  # prompts per forward pass
@@ -132,8 +133,9 @@ def _lens_logits(model, prompts: torch.Tensor, ids: torch.Tensor) -> torch.Tenso
     to the number tokens: ``[layers, N, N]``."""
     n_layers = model.cfg.n_layers
     names = [f"blocks.{i}.hook_resid_post" for i in range(n_layers)]
-    w_u = model.W_U[:, ids]  # [d_model, N]
-    b_u = model.b_U[ids] if getattr(model, "b_U", None) is not None else None  # [N]
+    weights = model_weights(model)
+    w_u = weights.W_U[:, ids]  # [d_model, N]
+    b_u = weights.b_U[ids] if weights.b_U is not None else None  # [N]
     chunks = []
     for start in range(0, prompts.shape[0], _BATCH):
         batch = prompts[start:start + _BATCH]  # [b, pos]
@@ -156,20 +158,21 @@ def collect_number_spectra(model, tokenizer=None, *, n_numbers: int = 100,
     in-house models whose token ids are the numbers. Each lens prompt is ``[BOS] + prefix +
     [number]``; ``prepend_bos=None`` adds BOS where the tokenizer has one.
     """
-    vocab_out = int(model.W_U.shape[-1])
+    weights = model_weights(model)
+    vocab_out = int(weights.W_U.shape[-1])
     spelling, ids = _number_token_ids(tokenizer, n_numbers, vocab_size=vocab_out)
-    if max(ids) >= model.W_E.shape[0]:
+    if max(ids) >= weights.W_E.shape[0]:
         raise UserError(f"number token ids reach {max(ids)} but the embedding has "
-                        f"{model.W_E.shape[0]} rows")
+                        f"{weights.W_E.shape[0]} rows")
     prefix_ids = _prefix_ids(tokenizer, prefix, prepend_bos)
     n_ctx = getattr(model.cfg, "n_ctx", None)
     if n_ctx is not None and len(prefix_ids) + 1 > n_ctx:
         raise UserError(f"the lens prompt has {len(prefix_ids) + 1} tokens but the model's "
                         f"context is {n_ctx}")
-    device = model.W_E.device
+    device = weights.W_E.device
     id_tensor = torch.tensor(ids, device=device)  # [N]
     with torch.no_grad():
-        emb = model.W_E[id_tensor].float().cpu()  # [N, d_model]
+        emb = weights.W_E[id_tensor].float().cpu()  # [N, d_model]
     prompts = torch.cat([torch.tensor(prefix_ids, dtype=torch.long, device=device)
                          .expand(n_numbers, -1), id_tensor[:, None]], dim=1)  # [N, pos]
     logits = _lens_logits(model, prompts, id_tensor)  # [layers, N, N]

@@ -35,79 +35,80 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from workbench.activations import activation
 from workbench.errors import UserError
 from workbench.fourier.walsh import (MAX_EXACT_BITS, WalshSpectrum, all_inputs,
                                      detect_parity_set, hidden_progress, neuron_walsh_spectra,
                                      sampled_walsh_spectrum, walsh_spectrum)
+from workbench.weights import ModelWeights, linear_bias, linear_weight, model_weights, \
+    state_dict_weights
 
 MAX_DEGREE_SAMPLED = 3
 
 
-def _norm(state: Mapping[str, torch.Tensor], prefix: str, kind: str | None,
-          x: torch.Tensor) -> torch.Tensor:
-    kind = (kind or "").upper()
-    if not kind:
-        return x
-    if kind in ("RMS", "RMSPRE"):
-        y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5)
+def _parity_weights(model, n_heads: int | None, normalization: str | None) -> ModelWeights:
+    """float64 TransformerLens-format weights of ``model`` (a bridge, the native module or a
+    native state dict, which needs ``n_heads``); given settings must agree with a model's."""
+    if isinstance(model, Mapping):
+        if n_heads is None:
+            raise UserError("n_heads is required with a state dict")
+        w = state_dict_weights(model, n_heads=n_heads, normalization_type=normalization)
     else:
-        y = (x - x.mean(-1, keepdim=True))
-        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-5)
-    if kind in ("LN", "RMS"):
-        y = y * state[f"{prefix}.weight"]
-        if f"{prefix}.bias" in state:
-            y = y + state[f"{prefix}.bias"]
-    return y
+        w = model_weights(model)
+        for name, given, own in (("n_heads", n_heads, w.n_heads),
+                                 ("normalization", normalization, w.normalization_type)):
+            if given is not None and given != own:
+                raise UserError(f"{name}={given!r} but the model has {name} {own!r}")
+    missing = [name for name, t in (("W_pos", w.W_pos), ("W_Q", w.blocks[0].W_Q),
+                                    ("W_K", w.blocks[0].W_K), ("W_V", w.blocks[0].W_V),
+                                    ("W_O", w.blocks[0].W_O), ("W_in", w.blocks[0].W_in))
+               if t is None]
+    if missing:
+        raise UserError(f"not a transformer with learned positions and an MLP: missing "
+                        f"{missing}")
+    return w.to(torch.float64)
 
 
-def effective_input_weights(state: Mapping[str, torch.Tensor], n_bits: int, *, n_heads: int,
+def effective_input_weights(model, n_bits: int, *, n_heads: int | None = None,
                             normalization: str | None = None, bit_tokens: Sequence[int] = (0, 1),
                             query_token: int = 2) -> torch.Tensor:
     """Weights-only first-layer weights ``[d_mlp, n_bits]`` of bit ``i`` on each MLP neuron (see
-    the module docstring)."""
-    need = ("tok_embed.weight", "pos.weight", "layers.0.attn.q.weight",
-            "layers.0.mlp.fc_in.weight")
-    missing = [k for k in need if k not in state]
-    if missing:
-        raise UserError(f"state dict is not a transformer with an MLP: missing {missing}")
-    sd = {k: v.detach().double() for k, v in state.items()}
-    e, pos = sd["tok_embed.weight"], sd["pos.weight"]  # [V, d], [n_ctx, d]
+    the module docstring). ``model``: a ``TransformerBridge``, the native module, or a native
+    state dict (with ``n_heads`` and, if it has norms, ``normalization``)."""
+    w = _parity_weights(model, n_heads, normalization)
+    block = w.blocks[0]
+    e, pos = w.W_E, w.W_pos  # [V, d], [n_ctx, d]
     if pos.shape[0] < n_bits + 1:
         raise UserError(f"the model's context {pos.shape[0]} is shorter than {n_bits} bits + '='")
     x = e[list(bit_tokens)][None, :, :] + pos[:n_bits, None, :]  # [n, 2, d]
     xq = e[query_token] + pos[n_bits]  # [d]
-    h = _norm(sd, "layers.0.ln1", normalization, x)
-    hq = _norm(sd, "layers.0.ln1", normalization, xq)
+    h = block.ln1(x)
+    hq = block.ln1(xq)
+    proj = {name: (linear_weight(getattr(block, f"W_{name}"), "qkv"),
+                   linear_bias(getattr(block, f"b_{name}"))) for name in "QKV"}
 
     def lin(name: str, v: torch.Tensor) -> torch.Tensor:
-        w = sd[f"layers.0.attn.{name}.weight"]
-        b = sd.get(f"layers.0.attn.{name}.bias")
-        return F.linear(v, w, b)
+        return F.linear(v, *proj[name])
 
-    hd = sd["layers.0.attn.q.weight"].shape[0]
-    if hd % n_heads:
-        raise UserError(f"n_heads={n_heads} does not divide the attention width {hd}")
-    dh = hd // n_heads
-    q = lin("q", hq).reshape(n_heads, dh)  # [H, dh]
-    k = lin("k", h).reshape(n_bits, 2, n_heads, dh)
-    kq = lin("k", hq).reshape(n_heads, dh)
-    v = lin("v", h).reshape(n_bits, 2, n_heads, dh)
-    w_o = sd["layers.0.attn.o.weight"].T.reshape(n_heads, dh, -1)  # [H, dh, d]
-    o = torch.einsum("ivhe,hed->ivhd", v, w_o)  # [n, 2, H, d]
-    s = torch.einsum("ivhe,he->ivh", k, q) / dh ** 0.5  # [n, 2, H]
-    sq = (kq * q).sum(-1) / dh ** 0.5  # [H]
+    n_heads, _, dh = block.W_Q.shape
+    q = lin("Q", hq).reshape(n_heads, dh)  # [H, dh]
+    k = lin("K", h).reshape(n_bits, 2, n_heads, dh)
+    kq = lin("K", hq).reshape(n_heads, dh)
+    v = lin("V", h).reshape(n_bits, 2, n_heads, dh)
+    o = torch.einsum("ivhe,hed->ivhd", v, block.W_O)  # [n, 2, H, d]
+    s = torch.einsum("ivhe,he->ivh", k, q) / block.attn_scale  # [n, 2, H]
+    sq = (kq * q).sum(-1) / block.attn_scale  # [H]
     top = torch.maximum(s.amax(dim=(0, 1)), sq)  # [H]
     weights = (s - top).exp()  # [n, 2, H]
     z = weights.mean(dim=1).sum(dim=0) + (sq - top).exp()  # [H] average partition function
     a = weights / z
     delta = torch.einsum("ih,ihd->id", a[:, 1], o[:, 1]) - torch.einsum("ih,ihd->id", a[:, 0],
                                                                         o[:, 0])  # [n, d]
-    kind = (normalization or "").upper()
-    if kind in ("LN", "LNPRE"):
+    if block.ln2 is not None and block.ln2.kind == "LN":
         delta = delta - delta.mean(-1, keepdim=True)  # LayerNorm's centring is linear
-    if kind in ("LN", "RMS") and "layers.0.ln2.weight" in sd:
-        delta = delta * sd["layers.0.ln2.weight"]
-    return sd["layers.0.mlp.fc_in.weight"] @ delta.T  # [d_mlp, n]
+    if block.ln2 is not None and block.ln2.weight is not None:
+        delta = delta * block.ln2.weight
+    return linear_weight(block.W_in, "in") @ delta.T  # [d_mlp, n]
 
 
 @dataclass(frozen=True)
@@ -131,18 +132,21 @@ def collect_parity(model: torch.nn.Module, n_bits: int, *, bit_tokens: Sequence[
         bits = torch.randint(0, 2, (n_samples, n_bits), generator=gen)
     table = torch.tensor(list(bit_tokens))
     tokens = torch.cat([table[bits], torch.full((bits.shape[0], 1), query_token)], dim=1)
-    mlp = model.layers[0].mlp
+    from workbench.models import as_bridge
+
+    bridge = as_bridge(model)
+    act = activation(bridge.cfg.act_fn)
+    pre = "blocks.0.mlp.hook_pre"
     acts: list[torch.Tensor] = []
-    hook = mlp.fc_in.register_forward_hook(lambda m, i, out: acts.append(out[:, -1].detach()))
     outs = []
-    try:
-        with torch.no_grad():
-            for start in range(0, tokens.shape[0], batch):
-                logits = model(tokens[start:start + batch])[:, -1]  # [b, C]
-                outs.append(logits[:, classes[1]] - logits[:, classes[0]])
-    finally:
-        hook.remove()
-    neurons = mlp.act(torch.cat(acts)).double()  # [m, d_mlp]
+    with torch.no_grad():
+        for start in range(0, tokens.shape[0], batch):
+            logits, cache = bridge.run_with_cache(tokens[start:start + batch],
+                                                  names_filter=[pre])
+            logits = logits[:, -1]  # [b, C]
+            acts.append(cache[pre][:, -1])
+            outs.append(logits[:, classes[1]] - logits[:, classes[0]])
+    neurons = act(torch.cat(acts)).double()  # [m, d_mlp]
     return ParityActivations(inputs=bits, output=torch.cat(outs).double(), neurons=neurons,
                              exact=exact)
 
@@ -189,14 +193,16 @@ class ParityReport:
         return asdict(self)
 
 
-def analyze_parity_model(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, n: int,
-                         k: int, support: Sequence[int] | None = None, n_heads: int,
-                         normalization: str | None = None, bit_tokens: Sequence[int] = (0, 1),
-                         query_token: int = 2, classes: Sequence[int] = (0, 1),
-                         step: int | None = None) -> ParityReport:
-    """All Walsh measures of one checkpoint; ``model`` must hold ``state`` already."""
-    w_eff = effective_input_weights(state, n, n_heads=n_heads, normalization=normalization,
-                                    bit_tokens=bit_tokens, query_token=query_token)
+def analyze_parity_model(model: torch.nn.Module, state: Mapping[str, torch.Tensor] | None = None,
+                         *, n: int, k: int, support: Sequence[int] | None = None,
+                         n_heads: int | None = None, normalization: str | None = None,
+                         bit_tokens: Sequence[int] = (0, 1), query_token: int = 2,
+                         classes: Sequence[int] = (0, 1), step: int | None = None) -> ParityReport:
+    """All Walsh measures of one checkpoint. ``model``: a ``TransformerBridge`` or the native
+    module; the weights-only measures read ``state`` where given (``model`` must hold it
+    already), else the model's own weights."""
+    weights = _parity_weights(model if state is None else state, n_heads, normalization)
+    w_eff = effective_input_weights(weights, n, bit_tokens=bit_tokens, query_token=query_token)
     found = detect_parity_set(w_eff, k)
     support = tuple(sorted(support)) if support is not None else found.support
     acts = collect_parity(model, n, bit_tokens=bit_tokens, query_token=query_token,
@@ -214,8 +220,8 @@ def analyze_parity_model(model: torch.nn.Module, state: Mapping[str, torch.Tenso
     coeffs = neuron_spec.coefficients.reshape(len(neuron_spec.sets), -1).abs()
     coeffs[0] = 0.0  # the empty set comes first in every spectrum
     top = coeffs.argmax(dim=0)
-    bias = state.get("layers.0.mlp.fc_in.bias")
-    w_spec = neuron_walsh_spectra(w_eff, None if bias is None else bias.detach().double(),
+    bias = weights.blocks[0].b_in  # float64 already
+    w_spec = neuron_walsh_spectra(w_eff, bias,
                                   max_degree=None if n <= MAX_EXACT_BITS else degree)
     return ParityReport(
         step=step, n=n, k=k, true_support=list(support), detected_support=list(found.support),

@@ -23,13 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from workbench.activations import ACTIVATIONS
 from workbench.errors import UserError
 
 MAX_EXACT_BITS = 16
-_ACTS = {"relu": F.relu, "gelu": F.gelu, "identity": lambda x: x, "square": lambda x: x * x,
-         "tanh": torch.tanh}
+# the model activations come from the core table; the rest are idealised neuron models
+_ACTS = {"relu": ACTIVATIONS["relu"], "gelu": ACTIVATIONS["gelu"], "identity": lambda x: x,
+         "square": lambda x: x * x, "tanh": torch.tanh}
 
 
 @dataclass(frozen=True)
