@@ -13,10 +13,7 @@ PACKAGES = ("training", "programs", "circuits", "probes", "ui")
 SQL_METHODS = {"execute", "executemany", "executescript"}
 # Files whose owners convert them in their own issues (listed so the test stays able to fail
 # for everything else); remove an entry once its file is converted.
-PENDING: set[str] = {
-    "training/lm/api.py", "training/lm/series.py",  # pretraining (issue 13)
-    "ui/runs/data.py", "ui/runs/launch.py",  # issue 17's UI part, after issue 16's re-layout
-}
+PENDING: set[str] = set()
 
 
 def problems(path: Path) -> list[str]:
