@@ -126,7 +126,8 @@ def to_bridge(cfg: ModelConfig, state_dict: dict[str, torch.Tensor] | None = Non
 
 def as_bridge(model):
     """``model`` if it is a ``TransformerBridge``; TransformerLens's native module as a bridge
-    around a copy of it (building a bridge replaces a module's submodules in place)."""
+    around a copy of it (building a bridge replaces a module's submodules in place) whose
+    forward equals the module's bit for bit."""
     import copy
 
     from transformer_lens.model_bridge import TransformerBridge
@@ -137,9 +138,17 @@ def as_bridge(model):
     if not isinstance(model, NativeModel):
         raise UserError(f"expected a TransformerBridge or a native model, got "
                         f"{type(model).__name__}")
+    from transformer_lens.model_bridge.generalized_components.normalization import \
+        NormalizationBridge
+
     native = copy.deepcopy(model)
     bridge = build_bridge_from_module(native, architecture="TransformerLensNative",
                                       tl_config=native.cfg, model_name="workbench")
+    for component in bridge.modules():
+        # the module's own norm kernels (the bridge's default re-derives LayerNorm in Python,
+        # a float rounding away), so the bridge computes exactly what the module computes
+        if isinstance(component, NormalizationBridge):
+            component.use_native_layernorm_autograd = True
     bridge.train(model.training)
     return bridge
 

@@ -201,3 +201,22 @@ def test_one_activation_table_matches_the_native_models():
     with pytest.raises(UserError, match="normalization"):
         state_dict_weights(build_native(config(dict(normalization_type="LN"))).state_dict(),
                            n_heads=4)
+
+
+def test_a_native_module_as_a_bridge_computes_exactly_what_the_module_computes():
+    from workbench.fourier.parity_analysis import collect_parity
+    from workbench.models import as_bridge
+
+    cfg = config(dict(normalization_type="LN", d_vocab=3, d_vocab_out=2, n_ctx=7))
+    native = build_native(cfg).eval()
+    bridge = as_bridge(native)
+    assert as_bridge(bridge) is bridge and bridge.original_model is not native  # a copy
+    tokens = torch.randint(0, 3, (16, 7), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(bridge(tokens), native(tokens))
+        acts = collect_parity(native, 6)
+        table = torch.tensor([0, 1])
+        logits = native(torch.cat([table[acts.inputs], torch.full((64, 1), 2)], dim=1))[:, -1]
+    assert torch.equal(acts.output, (logits[:, 1] - logits[:, 0]).double())
+    with pytest.raises(UserError, match="TransformerBridge or a native model"):
+        as_bridge(torch.nn.Linear(2, 2))
