@@ -6,7 +6,7 @@ tokens/s.
 The plain loop is what one writes from scratch: a GPT-2 module (fused q/k/v, SDPA causal,
 tanh-GELU, tied embeddings), batches of random offsets into a ``numpy.memmap``, AdamW with
 decay on matrices only, gradient clipping. Rounds alternate the two (A B A B ...) so a busy
-machine slows both alike; each figure is the median of steady-state windows.
+machine slows both alike; figures are the median and the best of the steady-state windows.
 
     python benchmarks/pretrain_speed.py [--threads 2] [--rounds 3] [--steps 30] [--d-model 128]
 """
@@ -144,11 +144,13 @@ def main() -> None:
             plain += plain_window_tokens_per_s(data, prep.vocab_size, a, a.steps, a.window)
             print(f"round {r + 1}: ours {statistics.median(ours):,.0f} tokens/s, plain loop "
                   f"{statistics.median(plain):,.0f} tokens/s")
-    o, p = statistics.median(ours), statistics.median(plain)
     print(f"model: {a.n_layers} layers x d_model {a.d_model}, batch {a.batch} x {a.seq_len}, "
           f"{a.threads} threads")
-    print(f"trainer: {o:,.0f} tokens/s   plain nanoGPT-style loop: {p:,.0f} tokens/s   "
-          f"ratio {o / p:.2f}x (goal >= 1.0x)")
+    # the best window is the figure least disturbed by other work on a shared machine
+    for label, pick in (("median", statistics.median), ("best window", max)):
+        o, p = pick(ours), pick(plain)
+        print(f"{label}: trainer {o:,.0f} tokens/s   plain nanoGPT-style loop {p:,.0f} "
+              f"tokens/s   ratio {o / p:.2f}x (goal >= 1.0x)")
 
 
 if __name__ == "__main__":

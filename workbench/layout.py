@@ -9,6 +9,7 @@ layout (and the format strings of the files it names) has a single owner::
         data.jsonl                    the copy of a custom task's data
         split.safetensors             the encoded train/test inputs and labels (train runs)
         checkpoints/step_%08d.safetensors   the weight series (trained and compiled runs)
+        checkpoints/step_%08d/        a pretrain run's series: Hugging Face model directories
         resume.safetensors            optimiser state of the newest checkpoint
         program.safetensors           a Transformer Program run's relaxed model and inputs
         examples.safetensors          a compiled run's inputs and the program's outputs
@@ -56,6 +57,10 @@ class RunLayout:
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step_{int(step):08d}.safetensors"
+
+    def model_dir(self, step: int) -> Path:
+        """A pretrain run's checkpoint at ``step``: a Hugging Face model directory."""
+        return self.checkpoints / f"step_{int(step):08d}"
 
     def checkpoint_files(self) -> dict[int, Path]:
         """Checkpoint files on disk by step (including any without an artifact row)."""

@@ -123,7 +123,7 @@ def pretrain(data: str | None = None, *, preset: str = "tiny", overrides: dict |
         run_id = store.create_run(kind=KIND, task="lm", config=prepared.config, name=name).id
     else:
         store.claim_created_run(run_id, KIND, prepared.config)
-    atomic_write_json(store.run_dir(run_id) / "config.json", prepared.config)
+    atomic_write_json(store.layout(run_id).config, prepared.config)
     broadcast_object(run_id, ctx)
     return _run(store, run_id, prepared, progress, resume=False, ctx=ctx)
 
@@ -133,21 +133,11 @@ def _run(store: RunStore, run_id: str, p: Prepared, progress: bool, resume: bool
     meta = {"run_id": run_id, "data_manifest_sha256": p.config["data_manifest_sha256"],
             "tokenizer_sha256": p.config["tokenizer_sha256"]}
 
-    def loop():
-        return train_loop(store, run_id, p.model, p.train, p.sampler, p.val_batches,
-                          p.tokenizer, meta, resume=resume, progress=progress and ctx.is_main,
-                          ctx=ctx)
-
-    if not ctx.is_main:
-        return loop()
-    try:
-        return loop()
-    except TrainingFailed:
-        raise
-    except KeyboardInterrupt:
-        store.set_status(run_id, "cancelled", "interrupted; resume with "
-                                              f"`workbench pretrain --resume {run_id}`")
-        raise
-    except BaseException as exc:
-        store.set_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
-        raise
+    # the run's status (running, then completed / failed / cancelled) is the lifecycle's;
+    # ranks other than 0 run the same code without writing
+    with store.lifecycle(run_id, resume=resume, writer=ctx.is_main) as life:
+        result = train_loop(store, run_id, p.model, p.train, p.sampler, p.val_batches,
+                            p.tokenizer, meta, resume=resume,
+                            progress=progress and ctx.is_main, ctx=ctx)
+        life.summary = result.to_json()
+    return result

@@ -27,11 +27,10 @@ from workbench.errors import UserError
 from workbench.store import RunStore
 
 _STEP_RE = re.compile(r"^step_(\d+)$")
-RESUME_FILE = "resume.safetensors"
 
 
 def checkpoint_dir(store: RunStore, run_id: str, step: int) -> Path:
-    return store.run_dir(run_id) / "checkpoints" / f"step_{step:08d}"
+    return store.layout(run_id).model_dir(step)
 
 
 def _params(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
@@ -56,7 +55,7 @@ def save(store: RunStore, run_id: str, model: torch.nn.Module, optimizer, step: 
     opt["rng::cpu"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         opt["rng::cuda"] = torch.cuda.get_rng_state()
-    save_checkpoint(store.run_dir(run_id) / RESUME_FILE, opt,
+    save_checkpoint(store.layout(run_id).resume_state, opt,
                     {"step": step, "elapsed": elapsed, "params": names})
 
 
@@ -64,7 +63,7 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module, optimizer, *,
             prune: bool) -> tuple[int, float]:
     """Load the newest resume point into ``model`` / ``optimizer`` (sharded like them) and
     restore the RNG; returns (step, elapsed). ``prune``: drop checkpoints after it."""
-    resume_file = store.run_dir(run_id) / RESUME_FILE
+    resume_file = store.layout(run_id).resume_state
     if not resume_file.is_file():
         return 0, 0.0
     opt, meta = load_checkpoint(resume_file)
@@ -91,7 +90,7 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module, optimizer, *,
         for art in store.artifacts(run_id, "checkpoint"):
             if art.step is not None and art.step > step:
                 store.remove_artifact(run_id, art.path)
-        for d in (store.run_dir(run_id) / "checkpoints").iterdir():
+        for d in store.layout(run_id).checkpoints.iterdir():
             m = _STEP_RE.match(d.name)
             if (m and int(m.group(1)) > step) or d.name.endswith(".tmp"):
                 shutil.rmtree(d, ignore_errors=True)  # later, or half-written when killed

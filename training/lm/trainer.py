@@ -136,8 +136,9 @@ def train_loop(store: RunStore, run_id: str, model_cfg: LMModelConfig, cfg: Pret
                sampler: Sampler, val_batches, tokenizer, meta: dict, *, resume: bool = False,
                progress: bool = True, ctx: DistContext = SINGLE,
                model: torch.nn.Module | None = None) -> PretrainResult:
-    """Train per ``cfg`` on ``sampler``'s batches, recording everything under ``run_id``.
-    Under torchrun every rank runs this loop; rank 0 alone writes to the store."""
+    """Train per ``cfg`` on ``sampler``'s batches, recording metrics and checkpoints under
+    ``run_id``; the caller holds the run's lifecycle (status and summary). Under torchrun
+    every rank runs this loop; rank 0 alone writes to the store."""
     from training.lm.model import build_model
 
     device = resolve_device(cfg, ctx)
@@ -174,8 +175,6 @@ def train_loop(store: RunStore, run_id: str, model_cfg: LMModelConfig, cfg: Pret
     flops_token = flops.flops_per_token(model_cfg, seq_len)
     peak, _ = flops.peak_tflops(device, cfg.peak_tflops)
     save_at = checkpoint_steps(cfg)
-    if ctx.is_main:
-        store.set_status(run_id, "running")
     bar = _progress_bar(cfg.steps, start, progress and ctx.is_main)
     t0 = time.perf_counter()
     window_t, window_steps = t0, 0
@@ -208,10 +207,8 @@ def train_loop(store: RunStore, run_id: str, model_cfg: LMModelConfig, cfg: Pret
         if logging or evaluating:
             train_loss = _all_mean(step_loss, ctx)
             if not math.isfinite(train_loss):
-                message = f"loss became {train_loss} at step {done}; try a lower lr"
-                if ctx.is_main:
-                    store.set_status(run_id, "failed", message)
-                raise TrainingFailed(message)
+                raise TrainingFailed(f"loss became {train_loss} at step {done}; "
+                                     "try a lower lr")
             now = time.perf_counter()
             tok_s = tokens_per_step * window_steps / max(now - window_t, 1e-9)
             mfu = flops.mfu(tok_s, flops_token, peak, ctx.world_size)
@@ -249,9 +246,6 @@ def train_loop(store: RunStore, run_id: str, model_cfg: LMModelConfig, cfg: Pret
         output_dir=str(series.checkpoint_dir(store, run_id, cfg.steps)),
         checkpoints=sorted(save_at), weights_sha256=weights_sha256(state),
         world_size=ctx.world_size, device=device.type)
-    if ctx.is_main:
-        store.set_summary(run_id, result.to_json())
-        store.set_status(run_id, "completed")
     return result
 
 
