@@ -34,13 +34,6 @@ def load_task(config: ProgramRunConfig):
     return make_task(config.task, **config.task_params).generate()
 
 
-def run_config(program: dict, preset_name: str, task_params: dict | None,
-               data_path: str | None, task: str | None = None) -> dict:
-    """The config a program run records (:class:`ProgramRunConfig` as a dict)."""
-    return {"task": task, "program": program, "preset": preset_name,
-            "task_params": task_params or {}, "data": data_path}
-
-
 def build_run_config(task: str, *, preset_name: str = "paper", overrides: dict | None = None,
                      seed: int | None = None, data_path: str | None = None,
                      task_params: dict | None = None) -> ProgramRunConfig:
@@ -61,12 +54,14 @@ def build_run_config(task: str, *, preset_name: str = "paper", overrides: dict |
                             data=data_path)
 
 
-def prepare_run(task: str, *, name: str | None = None, store=None, **request) -> str:
-    """Validate a request (the keywords of :func:`build_run_config`) and create its run in
-    status ``created`` with the resolved config; ``train_run(run_id=...)`` trains it."""
+def prepare_run(task: str, *, name: str | None = None, store=None,
+                config: ProgramRunConfig | None = None, **request) -> str:
+    """Validate a request (the keywords of :func:`build_run_config`, or its result as
+    ``config``) and create its run in status ``created`` with the resolved config;
+    ``train_run(run_id=...)`` (the job ``workbench programs train --run-id ID``) trains it."""
     from workbench.store import RunStore
 
-    config = build_run_config(task, **request)
+    config = config if config is not None else build_run_config(task, **request)
     data = load_task(config)
     store = store or RunStore()
     return store.create_run(kind=KIND, task=_label(config, data), name=name,
@@ -96,11 +91,10 @@ def train_run(task: str | None = None, *, preset_name: str = "paper",
         config = build_run_config(task, preset_name=preset_name, overrides=overrides,
                                   seed=seed, data_path=data_path, task_params=task_params)
         data = load_task(config)
-        if run_id is not None:  # TODO(issue 17, UI part): the app's jobs restate the request
-            run = store.claim_created_run(run_id, KIND, config.to_dict())
-        else:
-            run = store.create_run(kind=KIND, task=_label(config, data), name=name,
-                                   config=config.to_dict())
+        if run_id is not None:
+            raise UserError("--run-id trains the run's stored config; give no task with it")
+        run = store.create_run(kind=KIND, task=_label(config, data), name=name,
+                               config=config.to_dict())
     cfg, label = config.program, _label(config, data)
 
     def report(epoch: int, metrics: dict) -> bool:

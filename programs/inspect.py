@@ -1,8 +1,8 @@
 """Inspecting a trained Transformer Program for the browser page and the notebook widget.
 
 - :func:`train_request` checks a training request with the CLI's own rules (preset, ``--set``
-  settings, task parameters) and returns the ``workbench programs train`` argv, so nothing is
-  launched for an invalid form.
+  settings, task parameters) and returns its resolved run config (and the equivalent
+  ``workbench programs train`` argv), so nothing is launched for an invalid form.
 - :func:`tokenize` reads a user's input string against a run's input vocabulary (unknown tokens
   and over-long inputs are a :class:`UserError` naming them).
 - :func:`trace_program` evaluates the discrete program (:func:`programs.discrete.run_discrete`,
@@ -37,9 +37,10 @@ TASKS = tuple(PAPER_PRESETS)  # the registered tasks a program can be trained on
 # -- training requests -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainRequest:
-    argv: list[str]  # ``workbench`` arguments of the job
-    config: dict  # the resolved program config
-    task_params: dict
+    argv: list[str]  # the equivalent ``workbench`` command line (the app launches by run id)
+    config: dict  # the resolved program settings
+    task_params: dict  # the resolved task parameters
+    run_config: object = None  # the whole ProgramRunConfig, for ``programs.api.prepare_run``
 
 
 def train_request(task: str, preset_name: str, settings: dict[str, str], *,
@@ -68,7 +69,8 @@ def train_request(task: str, preset_name: str, settings: dict[str, str], *,
         argv += ["--seed", str(seed)]
     if name:
         argv += ["--name", name]
-    return TrainRequest(argv=argv + ["--json"], config=cfg.to_dict(), task_params=task_params)
+    return TrainRequest(argv=argv + ["--json"], config=cfg.to_dict(), task_params=task_params,
+                        run_config=config)
 
 
 # -- inputs ------------------------------------------------------------------------------------

@@ -40,10 +40,48 @@ def list_tasks() -> list[dict]:
     return out
 
 
+def check_settings(task: str, *, preset: str = "default",
+                   overrides: dict | None = None) -> None:
+    """The checks of :func:`build_config` that need no task data (keys, types, the task's,
+    model's and training's own validation), cheap enough to run once per form field."""
+    sections = _sections(task, preset, overrides, None, None, None)[1]
+    if task != CUSTOM_TASK:
+        make_task(task, **sections["task"])  # validates without generating
+    TrainConfig(**sections["train"])
+    ModelConfig(**{k: v for k, v in sections["model"].items()
+                   if k not in DERIVED_MODEL_FIELDS})
+
+
 def build_config(task: str | None, *, preset: str = "default", overrides: dict | None = None,
                  config_file: str | None = None, seed: int | None = None,
                  data: str | None = None) -> tuple[RunConfig, EncodedTask]:
     """Resolve preset + config file + overrides into a validated config and encoded data."""
+    task, sections = _sections(task, preset, overrides, config_file, seed, data)
+    if task == CUSTOM_TASK:
+        if not Path(data).is_file():
+            raise UserError(f"data file {data!r} does not exist")
+        task_params, task_facts = dict(sections["task"]), {}
+        task_data = load_jsonl_task(data, **task_params)
+    else:
+        task_obj = make_task(task, **sections["task"])
+        task_params, task_facts = task_obj.params(), task_obj.facts()
+        task_data = task_obj.generate()
+    train_cfg = TrainConfig(**sections["train"])
+    for key in DERIVED_MODEL_FIELDS:
+        sections["model"].pop(key, None)
+    probe = ModelConfig(**sections["model"])  # validates the architecture fields first
+    encoded = encode(task_data, train_cfg.layout, causal_task=_is_causal(task),
+                     causal_model=probe.attention_dir == "causal")
+    model_cfg = dataclasses.replace(probe, d_vocab=len(encoded.input_vocab),
+                                    d_vocab_out=len(encoded.output_vocab), n_ctx=encoded.seq_len)
+    config = RunConfig(task=task, task_params=task_params, task_facts=task_facts,
+                       model=model_cfg, train=train_cfg,
+                       data_path=str(Path(data).resolve()) if data else None)
+    return config, encoded
+
+
+def _sections(task, preset, overrides, config_file, seed, data) -> tuple[str, dict]:
+    """``(task, {"task", "model", "train"} settings)`` after preset, file, overrides, seed."""
     if data is not None:
         if task not in (None, CUSTOM_TASK):
             raise UserError("give either a task name or --data FILE.jsonl, not both")
@@ -67,27 +105,7 @@ def build_config(task: str | None, *, preset: str = "default", overrides: dict |
             raise UserError(f"seed must be >= 0, got {seed}")
         sections["train"]["seed"] = seed
         sections["model"]["init_seed"] = seed
-    if task == CUSTOM_TASK:
-        if not Path(data).is_file():
-            raise UserError(f"data file {data!r} does not exist")
-        task_params, task_facts = dict(sections["task"]), {}
-        task_data = load_jsonl_task(data, **task_params)
-    else:
-        task_obj = make_task(task, **sections["task"])
-        task_params, task_facts = task_obj.params(), task_obj.facts()
-        task_data = task_obj.generate()
-    train_cfg = TrainConfig(**sections["train"])
-    for key in DERIVED_MODEL_FIELDS:
-        sections["model"].pop(key, None)
-    probe = ModelConfig(**sections["model"])  # validates the architecture fields first
-    encoded = encode(task_data, train_cfg.layout, causal_task=_is_causal(task),
-                     causal_model=probe.attention_dir == "causal")
-    model_cfg = dataclasses.replace(probe, d_vocab=len(encoded.input_vocab),
-                                    d_vocab_out=len(encoded.output_vocab), n_ctx=encoded.seq_len)
-    config = RunConfig(task=task, task_params=task_params, task_facts=task_facts,
-                       model=model_cfg, train=train_cfg,
-                       data_path=str(Path(data).resolve()) if data else None)
-    return config, encoded
+    return task, sections
 
 
 def load_data(config: RunConfig) -> EncodedTask:
@@ -141,18 +159,11 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
         config = RunConfig.from_dict(run.config)
         return _run(store, run.id, config, load_data(config), progress, resume=True, ctx=ctx)
     if run_id is not None:
-        run = _train_run(store, run_id)
-        if task is None and data is None:
-            config = RunConfig.from_dict(run.config)
-            return _run(store, run_id, config, load_data(config), progress, resume=False,
-                        ctx=ctx)
-        # TODO(issue 17, UI part): the app's jobs still restate the request; it is rebuilt
-        config, data_enc = build_config(task, preset=preset, overrides=overrides,
-                                        config_file=config_file, seed=seed, data=data)
-        if ctx.is_main:
-            store.set_config(run_id, config.to_dict())
-            write_run_files(store, run_id, config, data_enc)
-        return _run(store, run_id, config, data_enc, progress, resume=False, ctx=ctx)
+        if task is not None or overrides or config_file or seed is not None or data:
+            raise UserError("--run-id trains the run's stored config; give no task, --set, "
+                            "--config, --seed or --data with it")
+        config = RunConfig.from_dict(_train_run(store, run_id).config)
+        return _run(store, run_id, config, load_data(config), progress, resume=False, ctx=ctx)
     if name is not None:
         validate_name(name)
     config, data_enc = build_config(task, preset=preset, overrides=overrides,

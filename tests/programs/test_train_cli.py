@@ -114,22 +114,27 @@ def test_bad_settings_are_user_errors():
 
 
 @pytest.mark.integration
-def test_cli_trains_into_a_run_the_app_created(tmp_path, monkeypatch, capsys):
+def test_cli_trains_a_prepared_run_from_its_stored_config(tmp_path, monkeypatch, capsys):
+    from programs.api import prepare_run
     from workbench.store import RunStore
 
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
     store = RunStore()
-    run = store.create_run(kind="program", task="reverse", name="pre", config={})
-    argv = ["programs", "train", "reverse", "--preset", "tiny", "--set", "epochs=2",
-            "--set", "task.max_len=3", "--set", "task.n_samples=60", "--json"]
-    assert run_cli(argv + ["--run-id", run.id]) == 0
+    run_id = prepare_run("reverse", name="pre", store=store, preset_name="tiny",
+                         overrides={"epochs": "2"},
+                         task_params={"max_len": "3", "n_samples": "60"})
+    prepared = store.get_run(run_id)
+    assert prepared.status == "created" and prepared.config["task_params"]["max_len"] == 3
+    assert run_cli(["programs", "train", "--run-id", run_id, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    after = store.get_run(run.id)
-    assert summary["run_id"] == run.id and after.status == "completed"
-    assert after.config["program"]["epochs"] == 2 and len(store.list_runs()) == 1
-    with pytest.raises(UserError, match="not a new program run"):  # a finished run is kept
-        run_cli(argv + ["--run-id", run.id])
-    assert store.get_run(run.id).status == "completed" and len(store.list_runs()) == 1
+    after = store.get_run(run_id)
+    assert summary["run_id"] == run_id and after.status == "completed"
+    assert after.config == prepared.config and len(store.list_runs()) == 1
+    with pytest.raises(UserError, match="completed"):  # a finished run is kept
+        run_cli(["programs", "train", "--run-id", run_id])
+    with pytest.raises(UserError, match="stored config"):  # the request is not restated
+        run_cli(["programs", "train", "reverse", "--run-id", run_id])
+    assert store.get_run(run_id).status == "completed" and len(store.list_runs()) == 1
 
 
 def test_mask_padding_setting_decides_the_shape_pad():
