@@ -189,7 +189,8 @@ def prepare_discover(config: DiscoverConfig, *, name: str | None = None,
     check_task(config.task)
     store = store or RunStore()
     return store.create_run(kind=KIND, task=Path(str(config.task)).name, name=name,
-                            config=config.to_dict()).id
+                            config={**config.to_dict(),
+                                    "search": config.prune_config().to_json()}).id
 
 
 def _circuits_run(store: RunStore, ref: str):
