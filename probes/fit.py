@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from probes.activations import Activations, load_activations
+from probes.lbfgs import minimize
 from probes.targets import Target, control_labels, load_target, split
 from workbench.errors import UserError
 
@@ -100,12 +101,17 @@ def _score(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     return 1 - sse / sst
 
 
-def _lbfgs(params: list[torch.Tensor], loss_fn, max_iter: int) -> None:
+def _lbfgs(params: list[torch.Tensor], loss_fn, max_iter: int, *, manual: bool = False,
+           tolerance_grad: float = 1e-4) -> None:
+    """Full-batch L-BFGS; stops when every gradient entry is below ``tolerance_grad`` (the
+    objective is a mean over examples, as scikit-learn's lbfgs ``tol`` reads it)."""
     opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-6, tolerance_change=1e-10,
+                            tolerance_grad=tolerance_grad, tolerance_change=1e-10,
                             line_search_fn="strong_wolfe")
 
     def closure():
+        if manual:  # loss_fn sets the gradients itself
+            return loss_fn()
         opt.zero_grad()
         loss = loss_fn()
         loss.backward()
@@ -121,11 +127,12 @@ def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
     n_out], b [G, n_out])`` where the probe is linear (None for mlp).
     """
     g, n, d = x.shape
-    gen = torch.Generator().manual_seed(seed)
-    target = F.one_hot(y, n_out).float() if task == "classify" else y[..., None]
+    dev = x.device
+    gen = torch.Generator().manual_seed(seed)  # on the CPU, so every device draws alike
+    target = F.one_hot(y, n_out).float() if task == "classify" else y[..., None]  # [G, n, C]
     if kind.name == "linear":
-        xa = torch.cat([x, torch.ones(g, n, 1)], -1)  # [G, n, d+1]
-        gram = xa.transpose(1, 2) @ xa + l2 * n * torch.eye(d + 1)  # [G, d+1, d+1]
+        xa = torch.cat([x, torch.ones(g, n, 1, device=dev)], -1)  # [G, n, d+1]
+        gram = xa.transpose(1, 2) @ xa + l2 * n * torch.eye(d + 1, device=dev)  # [G, d+1, d+1]
         w = torch.linalg.solve(gram, xa.transpose(1, 2) @ target)  # [G, d+1, n_out]
         wl, bl = w[:, :d], w[:, d]
         return (lambda z: torch.baddbmm(bl[:, None], z, wl)), (wl, bl)
@@ -139,26 +146,21 @@ def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
         if task != "classify":
             raise UserError("a logistic probe needs a categorical target; use linear for a "
                             "numeric one")
-        w = torch.zeros(g, d, n_out, requires_grad=True)
-        b = torch.zeros(g, 1, n_out, requires_grad=True)
-        _lbfgs([w, b], lambda: loss_of(torch.baddbmm(b, x, w)) + 0.5 * l2 * (w ** 2).sum(),
-               max_iter)
-        w, b = w.detach(), b.detach()[:, 0]
-        return (lambda z: torch.baddbmm(b[:, None], z, w)), (w, b)
+        return _logistic(x, target, l2=l2, max_iter=max_iter)
     if kind.name == "lowrank":
         r = kind.size
-        u = (torch.randn(g, d, r, generator=gen) / d ** 0.5).requires_grad_()
-        v = (torch.randn(g, r, n_out, generator=gen) / r ** 0.5).requires_grad_()
-        b = torch.zeros(g, 1, n_out, requires_grad=True)
+        u = (torch.randn(g, d, r, generator=gen).to(dev) / d ** 0.5).requires_grad_()
+        v = (torch.randn(g, r, n_out, generator=gen).to(dev) / r ** 0.5).requires_grad_()
+        b = torch.zeros(g, 1, n_out, device=dev, requires_grad=True)
         _lbfgs([u, v, b], lambda: loss_of(torch.baddbmm(b, x @ u, v))
                + 0.5 * l2 * ((u ** 2).sum() + (v ** 2).sum()), max_iter)
         w, b = (u @ v).detach(), b.detach()[:, 0]
         return (lambda z: torch.baddbmm(b[:, None], z, w)), (w, b)
     h = kind.size
-    w1 = (torch.randn(g, d, h, generator=gen) * (2 / d) ** 0.5).requires_grad_()
-    b1 = torch.zeros(g, 1, h, requires_grad=True)
-    w2 = (torch.randn(g, h, n_out, generator=gen) / h ** 0.5).requires_grad_()
-    b2 = torch.zeros(g, 1, n_out, requires_grad=True)
+    w1 = (torch.randn(g, d, h, generator=gen).to(dev) * (2 / d) ** 0.5).requires_grad_()
+    b1 = torch.zeros(g, 1, h, device=dev, requires_grad=True)
+    w2 = (torch.randn(g, h, n_out, generator=gen).to(dev) / h ** 0.5).requires_grad_()
+    b2 = torch.zeros(g, 1, n_out, device=dev, requires_grad=True)
 
     def mlp(z):
         return torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, z, w1)), w2)
@@ -170,6 +172,48 @@ def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
         return torch.baddbmm(params[3], torch.relu(torch.baddbmm(params[1], z, params[0])),
                              params[2])
     return predict, None
+
+
+WHITEN_MAX_DIM = 1024  # above this the eigendecompositions cost more than they save
+
+
+def _logistic(x: torch.Tensor, onehot: torch.Tensor, *, l2: float, max_iter: int):
+    """Softmax regression per group with penalty ``l2/2 |W|^2``; ``x`` [G, n, d] standardised,
+    ``onehot`` [G, n, C].
+
+    The problem is solved in whitened coordinates ``x P`` (``P = U diag(1/sqrt(lam))`` from
+    the eigendecomposition of ``x^T x / n``), an exact reparametrisation ``W = P V`` under which
+    the penalty becomes ``l2/2 sum_j |V_j|^2 / lam_j``: the same optimum, but a well
+    conditioned data term, so L-BFGS needs ~3x fewer steps.
+    """
+    g, n, d = x.shape
+    n_out = onehot.shape[-1]
+    penalty = torch.ones(g, d, device=x.device)
+    proj = None
+    if d <= min(n, WHITEN_MAX_DIM):
+        lam, u = torch.linalg.eigh(x.transpose(1, 2) @ x / n)  # [G, d], [G, d, d]
+        lam = torch.maximum(lam, 1e-6 * lam.amax(1, keepdim=True)).clamp_min(1e-12)
+        proj = u / lam.sqrt()[:, None, :]  # [G, d, d]
+        x, penalty = x @ proj, 1.0 / lam
+    # Classes-first layout: logits as [G, C, n] = V^T [G, C, d] @ X^T [G, d, n]; with few
+    # classes this is ~3x faster on CPU than X @ V (BLAS likes the long n dimension last).
+    xt = x.transpose(1, 2).contiguous()  # [G, d, n]
+    onehot_t = onehot.transpose(1, 2).contiguous()  # [G, C, n]
+    pen = (l2 * penalty)[:, None, :]  # [G, 1, d]
+
+    def loss_and_grad(theta):  # theta [G, C * (d + 1)]: V^T and the bias, flattened
+        # the softmax gradient by hand: two batched products instead of autograd's three
+        vt, b = theta[:, :n_out * d].view(g, n_out, d), theta[:, n_out * d:].view(g, n_out, 1)
+        logp = torch.log_softmax(torch.baddbmm(b, vt, xt), 1)  # [G, C, n]
+        loss = -(logp * onehot_t).sum((1, 2)) / n + 0.5 * (pen * vt * vt).sum((1, 2))
+        resid = (logp.exp() - onehot_t) / n  # [G, C, n]
+        grad_v = torch.bmm(resid, x) + pen * vt  # [G, C, d]
+        return loss, torch.cat([grad_v.reshape(g, -1), resid.sum(2)], 1)
+    theta = minimize(loss_and_grad, torch.zeros(g, n_out * (d + 1), device=x.device), max_iter=max_iter)
+    w = theta[:, :n_out * d].view(g, n_out, d).transpose(1, 2)  # [G, d, C]
+    w = (proj @ w if proj is not None else w).contiguous()  # back to the standardised inputs
+    b = theta[:, n_out * d:]  # [G, C]
+    return (lambda z: torch.baddbmm(b[:, None], z, w)), (w, b)
 
 
 def _groups(acts: Activations, sites: Sequence[str]) -> torch.Tensor:
@@ -205,7 +249,8 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
                task: str = "auto", split_by: str | None = None, test_fraction: float = 0.3,
                control: bool = False, control_by: str | None = None, seed: int = 0,
                l2: float | None = None, max_iter: int = 200,
-               sites: Sequence[str] | None = None) -> ProbeResult:
+               sites: Sequence[str] | None = None,
+               device: str | torch.device | None = None) -> ProbeResult:
     """Probes for every site and position of ``acts`` predicting ``target`` (a column name, a
     labels file or a label sequence). ``split_by`` names a group column (entity-level split);
     ``control`` adds the control task (types: ``control_by``'s values, by default the
@@ -218,12 +263,14 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
     train, test = split(tgt, groups=groups, test_fraction=test_fraction, seed=seed)
     site_names = list(sites) if sites else acts.sites
     x = _groups(acts, site_names)  # [G, n, d]
+    if device is not None:
+        x = x.to(device)
     n_pos = len(acts.positions)
     n_out = len(tgt.classes) if tgt.task == "classify" else 1
     l2 = 1.0 / len(train) if l2 is None else l2
     opts = dict(kind=probe_kind, task=tgt.task, n_out=n_out, l2=l2, max_iter=max_iter,
                 seed=seed)
-    y = tgt.y.expand(x.shape[0], -1)
+    y = tgt.y.to(x.device).expand(x.shape[0], -1)
     s_train, s_test, raw = _run(x, y, train, test, **opts)
 
     def grid(v: torch.Tensor) -> list[list[float]]:
@@ -239,6 +286,7 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
             types = acts.tokens  # [n, P]
         y_control = control_labels(tgt, types, seed=seed)  # [P, n]
         y_control = y_control[None].expand(len(site_names), -1, -1).reshape(-1, acts.n)
+        y_control = y_control.to(x.device)
         _, c_test, _ = _run(x, y_control, train, test, **opts)
         control_score, selectivity = grid(c_test), grid(s_test - c_test)
     chance = 0.0
@@ -249,6 +297,7 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
     embedding = (test_grid[site_names.index("resid.0")] if "resid.0" in site_names else None)
     weights = biases = None
     if raw is not None:
+        raw = (raw[0].cpu(), raw[1].cpu())
         weights = raw[0].reshape(len(site_names), n_pos, *raw[0].shape[1:])
         biases = raw[1].reshape(len(site_names), n_pos, -1)
     return ProbeResult(
