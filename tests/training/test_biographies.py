@@ -158,6 +158,17 @@ def test_write_corpus_and_read_back(tmp_path, people):
     assert txt.read_text().splitlines() == [b.text for b in bios]
     with pytest.raises(UserError):
         write_corpus(tmp_path / "bios.csv", bios)
+    # with the people: their attribute values ride along as probe targets
+    probe = tmp_path / "probe.jsonl"
+    qa = qa_pairs(people[:2], "major")
+    write_corpus(probe, [*bios[:3], *qa], meta=True, people=people)
+    records = [json.loads(line) for line in probe.read_text().splitlines()]
+    for record in records:
+        person = people[record["person_id"]]
+        assert record["birth_city"] == person.birth_city and record["birth_year"] == \
+            person.birth_year
+    assert records[3]["answer_span"] == [qa[0].answer_span.start, qa[0].answer_span.end]
+    assert read_biographies(tmp_path / "bios.jsonl") == bios
     assert not list(tmp_path.glob("*.tmp"))
 
 

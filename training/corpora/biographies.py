@@ -306,14 +306,23 @@ def token_index(offsets: Sequence[tuple[int, int]], char: int) -> int:
     raise UserError(f"character {char} lies beyond the last token")
 
 
+def person_columns(person: Person) -> dict:
+    """A person's attribute values (and birth year / month / day) as flat probe-target fields."""
+    return {**{a: person.value(a) for a in ATTRIBUTES}, "birth_year": person.birth_year,
+            "birth_month": person.birth_month, "birth_day": person.birth_day,
+            "gender": person.gender}
+
+
 def write_corpus(path: str | Path, items: Iterable["Biography | QAPair | str"], *,
-                 meta: bool = False) -> int:
+                 meta: bool = False, people: Sequence[Person] | None = None) -> int:
     """Write ``items`` as a corpus ``workbench data prepare`` reads; returns the line count.
 
     ``.jsonl``: one ``{"text": ...}`` per line (``meta=True`` adds a biography's person id and
-    spans, which :func:`read_biographies` reads back); ``.txt``: one text per line. Written to a
-    temporary file and renamed, so a kill never leaves half a corpus.
+    spans, which :func:`read_biographies` reads back, and with ``people`` the person's
+    attribute values: targets for ``workbench probes fit``); ``.txt``: one text per line.
+    Written to a temporary file and renamed, so a kill never leaves half a corpus.
     """
+    by_id = {p.id: p for p in people} if people is not None else {}
     path = Path(path)
     check_choice(path.suffix, "corpus suffix", (".jsonl", ".txt"))
     tmp = path.with_name(path.name + ".tmp")
@@ -323,13 +332,13 @@ def write_corpus(path: str | Path, items: Iterable["Biography | QAPair | str"], 
             text = item if isinstance(item, str) else item.text
             if path.suffix == ".txt":
                 f.write(text + "\n")
-            elif meta and isinstance(item, Biography):
-                f.write(json.dumps(item.to_record()) + "\n")
-            elif meta and isinstance(item, QAPair):
-                f.write(json.dumps({"text": text, "person_id": item.person_id,
-                                    "attribute": item.attribute,
-                                    "answer_span": [item.answer_span.start,
-                                                    item.answer_span.end]}) + "\n")
+            elif meta and isinstance(item, (Biography, QAPair)):
+                record = item.to_record() if isinstance(item, Biography) else {
+                    "text": text, "person_id": item.person_id, "attribute": item.attribute,
+                    "answer_span": [item.answer_span.start, item.answer_span.end]}
+                if item.person_id in by_id:
+                    record.update(person_columns(by_id[item.person_id]))
+                f.write(json.dumps(record) + "\n")
             else:
                 f.write(json.dumps({"text": text}) + "\n")
             count += 1
