@@ -106,8 +106,10 @@ def test_launch_from_form_follow_reload_and_finish(dash_duo, store, screenshot):
                      20, "the run page")
     run_id = url.group(1)
     job = jobs.job_for_run(run_id, store=store)
-    assert job is not None and job.argv[:2] == ["train", "modular-addition"]
-    assert ["--set", "train.steps=400"] == job.argv[4:6]
+    # the job trains the run by id from its stored, resolved config (no settings restated)
+    assert job is not None and job.argv[:3] == ["train", "--run-id", run_id]
+    config = store.get_run(run_id).config
+    assert config["train"]["steps"] == 400 and config["task_params"]["p"] == 13
 
     def step():
         m = re.match(r"([\d,]+) / 400 steps", text_of(dash_duo, "#progress-text"))
