@@ -19,7 +19,7 @@ import torch
 from circuits.datasets import PairDataset, check_task, make_pairs
 from circuits.dist_context import SINGLE, DistContext
 from circuits.evaluate import evaluate_circuit
-from circuits.extract import extract, threshold_for_sparsity
+from circuits.extract import extract, extract_nodes, threshold_for_sparsity
 from circuits.io import from_mask, load_circuit, write_circuit
 from circuits.masked_forward import MaskedModel
 from circuits.prune import PruneConfig, prune
@@ -92,11 +92,15 @@ class DiscoverConfig:
     device: str | None = None
     precision: str = "fp32"
     grad_checkpoint: bool = False
+    node_masks: bool = False  # also gate whole writers (Edge Pruning's optional node masks)
+    node_target_sparsity: float = 0.0  # target fraction of writers off, with node_masks
     migration: str | None = None  # set on runs whose config a store migration resolved
 
     def __post_init__(self):
         check_choice(self.method, "method", METHODS)
         check_choice(self.precision, "precision", PRECISIONS)
+        if self.node_masks and self.method != "edge-pruning":
+            raise UserError(f"node masks are part of edge-pruning, not {self.method!r}")
         if not isinstance(self.n_examples, int) or self.n_examples < 1:
             raise UserError(f"--examples must be positive, got {self.n_examples}")
         self.prune_config()  # validates the search settings
@@ -108,7 +112,9 @@ class DiscoverConfig:
                            batch_size=self.batch_size, lr=self.lr,
                            lambda_lr=self.lr if self.lambda_lr is None else self.lambda_lr,
                            lr_warmup=min(200, max(1, self.steps // 15)),
-                           precision=self.precision, checkpoint=self.grad_checkpoint)
+                           precision=self.precision, checkpoint=self.grad_checkpoint,
+                           node_masks=self.node_masks,
+                           node_target_sparsity=self.node_target_sparsity)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -206,6 +212,7 @@ def _search(config, cfg, mm, search, held_out, target, store, run, on_log, out_d
     t_search = time.perf_counter()
     expected = None
     log_alpha = None
+    nodes_removed = None
     if method == "edge-pruning":
         def log(step, metrics):
             if run is not None:
@@ -215,7 +222,12 @@ def _search(config, cfg, mm, search, held_out, target, store, run, on_log, out_d
         res = prune(mm, search, cfg, on_log=log, **dist.prune_kwargs())
         dist.check_same(res.log_alpha.to(mm.W_E.device))
         log_alpha, expected = res.log_alpha, res.expected_sparsity
-        keep = extract(mm.graph, log_alpha)  # at the masks' expected sparsity (reference)
+        # at the masks' expected sparsity (reference); writers whose node gate is off keep
+        # no edges
+        keep = extract(mm.graph, log_alpha, node_log_alpha=res.node_log_alpha)
+        if res.node_log_alpha is not None:
+            on = extract_nodes(res.node_log_alpha).tolist()
+            nodes_removed = [w for w, o in zip(mm.graph.writers, on) if not o]
         scores = torch.sigmoid(log_alpha)
     elif method == "eap":
         from circuits.baselines import eap_scores
@@ -235,6 +247,8 @@ def _search(config, cfg, mm, search, held_out, target, store, run, on_log, out_d
     meta = {"model": target.name, "task": str(config.task), "method": method, "run_id": run.id,
             "ablation": ablation, "objective": config.objective, "seed": config.seed,
             "target_sparsity": config.target_sparsity, "world_size": dist.world_size}
+    if nodes_removed is not None:
+        meta["nodes_removed"] = nodes_removed
     truth = None
     if target.run is not None:
         from circuits.ground_truth import load_ground_truth, score

@@ -76,6 +76,10 @@ def add_discover_arguments(d: argparse.ArgumentParser) -> None:
                    help="bf16: masked forward under bf16 autocast (GPU; also runs on CPU)")
     d.add_argument("--grad-checkpoint", action="store_true",
                    help="recompute attention layers in backward to save memory")
+    d.add_argument("--node-masks", action="store_true",
+                   help="also prune whole writers (Edge Pruning's node masks)")
+    d.add_argument("--node-target-sparsity", type=_float, default=0.0,
+                   help="target fraction of writers off, with --node-masks")
     d.add_argument("--name", default=None)
     d.add_argument("--run-id", default=None,
                    help=argparse.SUPPRESS)  # a prepared run: searched with its stored config
@@ -97,7 +101,9 @@ def config_from_args(args):
                           objective=args.objective, steps=args.steps, seed=args.seed,
                           n_examples=args.examples, batch_size=args.batch_size, lr=args.lr,
                           lambda_lr=args.lambda_lr, device=args.device,
-                          precision=args.precision, grad_checkpoint=args.grad_checkpoint)
+                          precision=args.precision, grad_checkpoint=args.grad_checkpoint,
+                          node_masks=args.node_masks,
+                          node_target_sparsity=args.node_target_sparsity)
 
 
 def run_discover(args, dist=None) -> int:

@@ -5,7 +5,8 @@ their deterministic score ``σ(log α/β·0.8)``; keep the edges above a thresho
 whose writer cannot be reached from the embeddings or whose reader does not lead to the logits
 (such edges cannot affect the output); choose the threshold by binary search so the sparsity
 *after* that pruning is as close as possible to the target (by default the model's expected
-sparsity ``1 − E[L0]/n``).
+sparsity ``1 − E[L0]/n``). With node masks (optional writer gates), edges out of writers
+whose gate is off are excluded first.
 
 Connectivity uses the node graph: a head is reached if any of its Q/K/V readers keeps an edge;
 a K/V group reader feeds every query head of its group.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from circuits.graph import Graph
-from circuits.masks import deterministic_scores, expected_sparsity
+from circuits.masks import deterministic_scores, expected_l0, expected_sparsity
 
 
 def _feeders(graph: Graph) -> list[list[int]]:
@@ -65,14 +66,18 @@ def prune_disconnected(graph: Graph, keep: torch.Tensor) -> torch.Tensor:
 
 
 def threshold_for_sparsity(graph: Graph, scores: torch.Tensor, target: float,
-                           iters: int = 40, prune: bool = True) -> tuple[float, torch.Tensor]:
+                           iters: int = 40, prune: bool = True,
+                           allowed: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
     """Binary search of the score threshold whose kept set (after pruning disconnected edges)
-    has sparsity closest to ``target``; returns ``(threshold, keep)``."""
+    has sparsity closest to ``target``; returns ``(threshold, keep)``. ``allowed`` ([n_edges]
+    bool) excludes edges whatever their score (the edges out of writers a node mask removed)."""
     target = float(min(max(target, 0.0), 1.0))
     n = scores.numel()
 
     def kept(th: float) -> torch.Tensor:
         keep = scores > th
+        if allowed is not None:
+            keep = keep & allowed
         return prune_disconnected(graph, keep) if prune else keep
 
     lo, hi = float(scores.min()) - 1e-6, float(scores.max())  # lo keeps all, hi keeps none
@@ -94,18 +99,31 @@ def threshold_for_sparsity(graph: Graph, scores: torch.Tensor, target: float,
     return best
 
 
+def extract_nodes(log_alpha: torch.Tensor) -> torch.Tensor:
+    """Binary writer mask ``[n_writers]`` from node ``log_alpha``: on where the gate is expected
+    to be on (``P(z > 0) > 1/2``)."""
+    return expected_l0(log_alpha.detach().float().cpu()) > 0.5
+
+
 def extract(graph: Graph, log_alpha: torch.Tensor, target: float | None = None,
-            prune: bool = True) -> torch.Tensor:
-    """Binary edge mask ``[n_edges]`` from edge ``log_alpha`` at sparsity ``target``
-    (default: the expected sparsity of the hard-concrete gates)."""
+            prune: bool = True, node_log_alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary edge mask ``[n_edges]`` from edge ``log_alpha`` at sparsity ``target``.
+
+    With ``node_log_alpha`` (Edge Pruning's optional writer masks, trained jointly), a writer
+    whose node gate is off keeps none of its outgoing edges (a masked writer emits its ablated
+    output, exactly what cutting all its edges does), and the default target is the expected
+    sparsity of edge and writer gates together, ``1 − Σ P(z_e>0)·P(z_w>0)/n``; without it, the
+    expected sparsity of the edge gates.
+    """
     la = log_alpha.detach().float().cpu()
+    allowed = None
+    if node_log_alpha is not None:
+        writers = graph.edge_index[:, 1]
+        allowed = extract_nodes(node_log_alpha)[writers]
+        if target is None:
+            p_node = expected_l0(node_log_alpha.detach().float().cpu())[writers]
+            target = float(1 - (expected_l0(la) * p_node).mean())
     if target is None:
         target = float(expected_sparsity(la))
     scores = deterministic_scores(la)
-    return threshold_for_sparsity(graph, scores, target, prune=prune)[1]
-
-
-def extract_nodes(log_alpha: torch.Tensor) -> torch.Tensor:
-    """Binary writer mask from node ``log_alpha``: on where a gate is expected to be on."""
-    from circuits.masks import expected_l0
-    return expected_l0(log_alpha.detach().float().cpu()) > 0.5
+    return threshold_for_sparsity(graph, scores, target, prune=prune, allowed=allowed)[1]
