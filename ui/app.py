@@ -27,7 +27,7 @@ from workbench.store import RunStore
 
 HERE = Path(__file__).parent
 # the capability sub-packages of ui/, in top-bar order
-CAPABILITIES = ("runs", "fourier", "programs", "circuits")
+CAPABILITIES = ("runs", "fourier", "programs", "circuits", "pretrain")
 
 
 def capability_packages() -> list:

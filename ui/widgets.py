@@ -1,5 +1,6 @@
 """The notebook widgets, one import away: ``from ui.widgets import RunWidget`` (and
-``FourierWidget``, ``ProgramWidget``, ``CircuitWidget``, ``SearchWidget``, ``CurvesWidget``).
+``FourierWidget``, ``ProgramWidget``, ``CircuitWidget``, ``SearchWidget``, ``CurvesWidget``,
+``PretrainWidget``).
 
 Each widget lives with its capability (``ui/<capability>/widgets.py``, built on
 :class:`ui.live_widget.LiveWidget`); this module only re-exports them. The capability widgets are
@@ -21,6 +22,7 @@ CAPABILITY_WIDGETS = {
     "CircuitWidget": "ui.circuits.widgets",
     "SearchWidget": "ui.circuits.widgets",
     "CurvesWidget": "ui.circuits.widgets",
+    "PretrainWidget": "ui.pretrain.widgets",
 }
 
 

@@ -57,6 +57,16 @@ def build_pretrain_config(data: str, *, preset: str = "tiny", overrides: dict | 
             "model": model.to_dict(), "train": train.to_dict()}
 
 
+def validate_pretrain(data: str, *, preset: str = "tiny", overrides: dict | None = None,
+                      world_size: int = 1) -> dict:
+    """The run config for these inputs, checked exactly as ``workbench pretrain`` checks them
+    (keys, architecture, context, batch split over ``world_size`` ranks, memory, data);
+    ``UserError`` naming the first problem. Nothing is written."""
+    config = build_pretrain_config(data, preset=preset, overrides=overrides)
+    _prepare(config, DistContext(rank=0, world_size=world_size, local_rank=0))
+    return config
+
+
 def _prepare(config: dict, ctx: DistContext) -> Prepared:
     data = config["data"]
     if not Path(data).is_dir():

@@ -173,7 +173,13 @@ def train_loop(store: RunStore, run_id: str, model_cfg: LMModelConfig, cfg: Pret
     plan, seq_len = sampler.plan, sampler.seq_len
     tokens_per_step = plan.batch_size * seq_len
     flops_token = flops.flops_per_token(model_cfg, seq_len)
-    peak, _ = flops.peak_tflops(device, cfg.peak_tflops)
+    peak, peak_source = flops.peak_tflops(device, cfg.peak_tflops)
+    if ctx.is_main:  # what the page and widget show beside the curves
+        store.put_result(run_id, "pretrain", "device", {
+            **flops.device_info(device), "world_size": ctx.world_size, "parallel":
+            cfg.parallel if ctx.world_size > 1 else "none", "bf16": uses_bf16(cfg, device),
+            "compile": cfg.compile, "peak_tflops": peak, "peak_source": peak_source,
+            "flops_per_token": flops_token, "n_params": model_cfg.n_params()})
     save_at = checkpoint_steps(cfg)
     bar = _progress_bar(cfg.steps, start, progress and ctx.is_main)
     t0 = time.perf_counter()
