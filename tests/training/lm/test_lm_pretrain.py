@@ -137,24 +137,24 @@ def test_cli_json_metrics_and_every_checkpoint_loads(home, run_cli, data):
     assert resid.shape == (2, 20, 32)
 
 
-@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
-def test_two_gloo_ranks_match_one_process(home, data, parallel):
+def test_two_gloo_ranks_ddp_and_fsdp_match_one_process(home, data):
+    """Micro-batches of 1: 4 accumulation steps on one process, 2 per rank on two."""
     store = RunStore(home)
     overrides = {**SMALL, "steps": "20", "checkpoint_every": "10", "micro_batch_size": "1"}
     single = pretrain(str(data), overrides=overrides, name="single", store=store)
-    args = ["pretrain", "--data", str(data), "--name", parallel, "--json", "--no-progress",
-            *_sets({**overrides, "parallel": parallel})]
-    multi = _torchrun(home, 29641 + (parallel == "fsdp"), args)
-    assert multi["world_size"] == 2
     one = load_run("single", store).metrics()
-    two = load_run(parallel, store).metrics()
-    for name in ("train_loss", "val_loss"):
-        assert [s for s, _ in one[name]] == [s for s, _ in two[name]]
-        for (_, a), (_, b) in zip(one[name], two[name]):
-            assert a == pytest.approx(b, rel=1e-5, abs=1e-6), name
-    assert torch.allclose(_logits("single", store), _logits(parallel, store), atol=1e-4)
-    assert load_run(parallel, store).checkpoints() == [10, 20]  # whole tensors, written once
-    assert single.tokens == multi["tokens"]
+    for port, parallel in ((29641, "ddp"), (29642, "fsdp")):
+        args = ["pretrain", "--data", str(data), "--name", parallel, "--json", "--no-progress",
+                *_sets({**overrides, "parallel": parallel})]
+        multi = _torchrun(home, port, args)
+        assert multi["world_size"] == 2 and multi["tokens"] == single.tokens
+        two = load_run(parallel, store).metrics()
+        for name in ("train_loss", "val_loss"):
+            assert [s for s, _ in one[name]] == [s for s, _ in two[name]]
+            for (_, a), (_, b) in zip(one[name], two[name]):
+                assert a == pytest.approx(b, rel=1e-5, abs=1e-6), (parallel, name)
+        assert torch.allclose(_logits("single", store), _logits(parallel, store), atol=1e-4)
+        assert load_run(parallel, store).checkpoints() == [10, 20]  # whole tensors, once
 
 
 def test_sigkill_resume_is_bit_identical(home, data):
