@@ -136,3 +136,31 @@ def test_builtin_default_corpus_holds_arithmetic_and_biographies(tmp_path):
     assert docs == list(builtin_documents("builtin:default:4"))  # generated deterministically
     result = prepare(["builtin:default:4"], tokenizer="train:300", output=str(tmp_path / "d"))
     assert result.documents == len(docs)
+
+
+def test_global_batch_is_the_same_on_any_world_size_and_must_divide(tmp_path):
+    import torch
+
+    from training.lm.shards import Sampler, plan_batches
+    from workbench.errors import UserError
+
+    prepare(["builtin:arithmetic:100"], tokenizer="train:300", output=str(tmp_path / "d"))
+    stream = TokenStream(tmp_path / "d", "train")
+
+    def global_batch(world, micro, step):
+        rows = []
+        for rank in range(world):
+            s = Sampler(stream, 16, plan_batches(8, micro, world, rank), seed=3)
+            rows += [s.micro_batch(step, m)[0] for m in range(s.plan.accum_steps)]
+        return torch.cat(rows)  # [8, 16] in rank-major order
+
+    one = global_batch(1, 0, step=7)
+    assert torch.equal(one, global_batch(2, 0, step=7))
+    assert torch.equal(one, global_batch(4, 1, step=7))  # 4 ranks x 2 micro-steps
+    assert not torch.equal(one, global_batch(1, 0, step=8))
+    x, y = Sampler(stream, 16, plan_batches(8, 0, 1, 0), seed=3).micro_batch(7, 0)
+    assert torch.equal(x[:, 1:], y[:, :-1])  # targets are the inputs shifted by one
+    with pytest.raises(UserError, match="does not divide across 3 ranks"):
+        plan_batches(8, 0, 3, 0)
+    with pytest.raises(UserError, match="micro_batch_size 3"):
+        plan_batches(8, 3, 2, 0)
