@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     f.add_argument("--task", default="auto", choices=["auto", "classify", "regress"])
     f.add_argument("--split-by", default=None, help="group column for an entity-level split")
     f.add_argument("--test-fraction", type=float, default=0.3)
+    f.add_argument("--allow-untested-classes", action="store_true",
+                   help="accept a split leaving some classes without a test example")
     f.add_argument("--control", action="store_true", help="control task and selectivity")
     f.add_argument("--control-by", default=None, help="type column of the control task")
     f.add_argument("--baseline", action="append", default=[], choices=["random"],
@@ -63,6 +65,7 @@ def register(subparsers) -> None:
     f.add_argument("--no-store", action="store_true", help="do not record the result in the run")
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=_fit)
+    __import__("probes.prior_cli", fromlist=["add_subcommands"]).add_subcommands(sub)
 
 
 def _default_output(args, model) -> Path:
@@ -140,7 +143,7 @@ def _fit_one(args, acts_dir: Path) -> tuple[dict, str]:
     options = dict(kind=args.kind, task=args.task, split_by=args.split_by,
                    test_fraction=args.test_fraction, control=args.control,
                    control_by=args.control_by, seed=args.seed, l2=args.l2,
-                   max_iter=args.max_iter)
+                   max_iter=args.max_iter, allow_untested_classes=args.allow_untested_classes)
     model = None
     if args.model:  # refuse activations of another model before fitting anything
         from probes.activations import check_same_model

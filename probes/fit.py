@@ -61,6 +61,7 @@ class ProbeResult:
     n_train: int
     n_test: int
     n_classes: int | None
+    untested_classes: int  # classes with no test example (allowed with allow_untested_classes)
     classes: tuple[str, ...] | None  # class names, in the order of the probe's outputs
     chance: float  # test accuracy of the majority class (0 for R²)
     train_score: list[list[float]]
@@ -250,7 +251,8 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
                control: bool = False, control_by: str | None = None, seed: int = 0,
                l2: float | None = None, max_iter: int = 200,
                sites: Sequence[str] | None = None,
-               device: str | torch.device | None = None) -> ProbeResult:
+               device: str | torch.device | None = None,
+               allow_untested_classes: bool = False) -> ProbeResult:
     """Probes for every site and position of ``acts`` predicting ``target`` (a column name, a
     labels file or a label sequence). ``split_by`` names a group column (entity-level split);
     ``control`` adds the control task (types: ``control_by``'s values, by default the
@@ -260,7 +262,8 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
     probe_kind = ProbeKind.parse(kind)
     tgt: Target = load_target(acts, target, task=task)
     groups = acts.column(split_by) if split_by else None
-    train, test = split(tgt, groups=groups, test_fraction=test_fraction, seed=seed)
+    train, test = split(tgt, groups=groups, test_fraction=test_fraction, seed=seed,
+                        allow_untested=allow_untested_classes)
     site_names = list(sites) if sites else acts.sites
     x = _groups(acts, site_names)  # [G, n, d]
     if device is not None:
@@ -304,7 +307,9 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
         target=tgt.name, task=tgt.task, metric="accuracy" if tgt.task == "classify" else "r2",
         kind=kind, sites=tuple(site_names), positions=tuple(acts.positions),
         n_train=len(train), n_test=len(test), n_classes=n_out if tgt.task == "classify"
-        else None, classes=tgt.classes, chance=round(chance, 6), train_score=grid(s_train), test_score=test_grid,
+        else None, classes=tgt.classes,
+        untested_classes=(len(tgt.classes) - len(set(tgt.y[test].tolist()))
+                          if tgt.task == "classify" else 0), chance=round(chance, 6), train_score=grid(s_train), test_score=test_grid,
         control_score=control_score, selectivity=selectivity, embedding_baseline=embedding,
         split_by=split_by, test_fraction=test_fraction, seed=seed, model=acts.model,
         weights=weights, biases=biases, test_index=test)

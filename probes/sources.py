@@ -21,7 +21,7 @@ from typing import Iterator
 from workbench.errors import UserError
 
 DATASETS = ("train", "test", "all")
-MODEL_RUN_KINDS = ("train", "compiled", "pretrain")
+MODEL_RUN_KINDS = ("train", "compiled", "pretrain", "prior-finetune")
 
 
 @dataclass
@@ -107,6 +107,7 @@ def load_model(ref: str, *, step: int | str = "final", store=None,
         raise UserError(f"run {handle.id} has no checkpoints")
     step = steps[-1] if step in ("final", "latest", None) else step
     handle.checkpoint_path(step)  # a UserError names a missing step
+    _quiet_transformers()  # a pretrain run's checkpoint is a Hugging Face directory
     bridge = handle.model(step, device=device)
     tokenizer = getattr(bridge, "tokenizer", None) or _dir_tokenizer(handle.directory)
     model_cfg = handle.config.get("model")

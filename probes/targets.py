@@ -106,10 +106,10 @@ def load_target(acts, target: "str | Sequence", *, task: str = "auto") -> Target
 
 
 def split(target: Target, *, groups: Sequence | None = None, test_fraction: float = 0.3,
-          seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+          seed: int = 0, allow_untested: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(train_idx, test_idx)``. With ``groups`` every group lies on one side (entity-level);
     without, the split is stratified by class. Refuses a split leaving a class with no test
-    example."""
+    example unless ``allow_untested`` (many classes, few entities: bioS cities)."""
     if not 0 < test_fraction < 1:
         raise UserError(f"test fraction must be strictly between 0 and 1, got {test_fraction!r}")
     n = len(target.y)
@@ -142,12 +142,12 @@ def split(target: Target, *, groups: Sequence | None = None, test_fraction: floa
     if len(train) == 0 or len(test) == 0:
         raise UserError(f"the split leaves {'no training' if len(train) == 0 else 'no test'} "
                         f"examples ({n} examples, test fraction {test_fraction})")
-    if target.task == "classify":
+    if target.task == "classify" and not allow_untested:
         missing = set(range(len(target.classes))) - set(target.y[test].tolist())
         if missing:
             raise UserError(f"the split leaves class {target.classes[min(missing)]!r} of "
                             f"{target.name!r} with no test example ({len(missing)} such "
-                            "classes); use more data or another --test-fraction")
+                            "classes); use more data, another --test-fraction or --allow-untested-classes")
     return train, test
 
 

@@ -103,6 +103,10 @@ def test_bad_targets_are_user_errors():
     with pytest.raises(UserError, match="no test example"):
         for seed in range(20):  # some seed puts group 0 on the training side
             fit_probes(acts, labels, split_by="group", seed=seed)
+    # many classes and few entities (bioS cities): allowed when asked, and counted
+    counts = [fit_probes(acts, labels, split_by="group", seed=seed,
+                         allow_untested_classes=True).untested_classes for seed in range(20)]
+    assert set(counts) == {0, 1}
 
 
 def test_regression_auto_detection():
