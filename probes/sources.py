@@ -35,7 +35,7 @@ class ModelSource:
     config_hash: str
     tokenizer: object | None = None
     run: object | None = None  # workbench.runs.RunHandle for a stored run
-    model_config: dict | None = None  # in-house ModelConfig (random-init baselines)
+    model_config: dict | None = None  # a task run's ModelConfig (random-init baselines)
 
     @property
     def identity(self) -> dict:
@@ -111,9 +111,10 @@ def load_model(ref: str, *, step: int | str = "final", store=None,
     bridge = handle.model(step, device=device)
     tokenizer = getattr(bridge, "tokenizer", None) or _dir_tokenizer(handle.directory)
     model_cfg = handle.config.get("model")
+    native_cfg = model_cfg if handle.run.kind in ("train", "compiled") else None
     return ModelSource(bridge=bridge, name=handle.id, run_id=handle.id, step=int(step),
                        config_hash=config_hash(model_cfg or handle.config), tokenizer=tokenizer,
-                       run=handle, model_config=model_cfg)
+                       run=handle, model_config=native_cfg)
 
 
 @dataclass

@@ -93,8 +93,10 @@ class RunHandle:
 
     def model(self, step: int | str = "final", device: str | None = None):
         """The checkpoint as a ``TransformerBridge`` ready for ``run_with_cache``."""
-        if self.run.kind == "pretrain":  # each checkpoint is a Hugging Face model directory
-            return load_hf_bridge(self.checkpoint_path(step).parent, device=device)
+        path = self.checkpoint_path(step)
+        # a pretrain (or prior-finetune) checkpoint is a Hugging Face model directory
+        if self.run.kind == "pretrain" or (path.parent / "config.json").is_file():
+            return load_hf_bridge(path.parent, device=device)
         state, meta = self.state_dict(step)
         return to_bridge(ModelConfig.from_dict(meta["model"]), state, device=device)
 

@@ -1,0 +1,177 @@
+"""``workbench probes prior|prior-finetune``: the prior-localisation analysis of a run or a
+Hugging Face model directory, and the finetune of its localised layers (subcommands added to
+the ``probes`` parser by :func:`add_subcommands`, called from :mod:`probes.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.cli import emit
+from workbench.errors import UserError
+
+
+def add_subcommands(sub) -> None:
+    p = sub.add_parser("prior", help="error vs answer prior, and the layers carrying the prior")
+    _common(p)
+    p.add_argument("--no-store", action="store_true", help="do not record the result in the run")
+    p.set_defaults(handler=_prior)
+
+    f = sub.add_parser("prior-finetune", help="finetune the layers carrying the prior, with "
+                                              "controls; saves a new run")
+    _common(f)
+    f.add_argument("--layers", default="auto",
+                   help="auto (the localisation rule) or block indices, e.g. 2,3 (0-based)")
+    f.add_argument("--steps", type=int, default=100)
+    f.add_argument("--batch-size", type=int, default=32)
+    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--held-out", default=None, help="answer values held out of training "
+                                                    "(default: a third of each prior bin)")
+    f.add_argument("--train-values", default=None, help="answer values to train on "
+                                                        "(default: all but the held-out)")
+    f.add_argument("--n-eval", type=int, default=300, help="evaluation prompts per model")
+    f.add_argument("--name", default=None, help="name of the new run")
+    f.set_defaults(handler=_finetune)
+
+
+def _common(p) -> None:
+    p.add_argument("model", metavar="RUN|DIR", help="run id / name, or a Hugging Face directory")
+    p.add_argument("--task", required=True,
+                   help="count, acronym (in-house corpora), count-words, acronym-words")
+    p.add_argument("--values", default=None, help="restrict to these answer values (comma list)")
+    p.add_argument("--checkpoint", default="final", help="a run's checkpoint step (default final)")
+    p.add_argument("--n", type=int, default=600, help="prompts (answers drawn uniformly)")
+    p.add_argument("--positions", default="-3,-2,-1", help="prompt positions probed")
+    p.add_argument("--l2", type=float, default=0.1, help="ridge penalty (x n_train)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+
+
+def _list(text: str | None) -> list[str] | None:
+    return None if text is None else [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _task(args):
+    from probes.prior_scoring import check_bins
+    from training.corpora.prior_tasks import prior_task, restrict
+    task = restrict(prior_task(args.task), _list(args.values))
+    check_bins(task)
+    if args.n < 10:
+        raise UserError(f"--n must be at least 10 prompts, got {args.n}")
+    return task
+
+
+def _model(args):
+    from probes.sources import load_model
+    path = Path(args.model).expanduser()
+    if path.is_dir() and not any((path / f).is_file() for f in
+                                 ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        raise UserError(f"model directory {args.model!r} has no tokenizer (tokenizer.json): "
+                        "prior tasks are text prompts")
+    step = args.checkpoint
+    if step not in ("final", "latest"):
+        try:
+            step = int(step)
+        except ValueError:
+            raise UserError(f"--checkpoint must be a step or final, got {step!r}") from None
+    return load_model(args.model, step=step, device=args.device)
+
+
+def _text(r: dict) -> str:
+    c = r["correlation"]
+    lines = [f"task {r['task']}: accuracy {r['accuracy']:.3f} over {r['n_examples']} prompts"]
+    for cond, b in r["accuracy_by_bin"].items():
+        lines.append(f"  {cond:<7} n={b['n']:<5} accuracy {b['accuracy']:.3f}  "
+                     f"mean log prior {b['mean_log_prior']:.3f}")
+    lines.append(f"error vs log prior: Spearman {c['rho']} (95% CI {c['ci_low']} .. "
+                 f"{c['ci_high']}; {'significant' if c['significant'] else 'not significant'})")
+    lines.append(f"with the instruction: accuracy {r['instructed_accuracy']:.3f}, Spearman "
+                 f"{r['instructed_correlation']['rho']}")
+    lines.append("R² of the log prior by layer (last position): probe / shuffled / margin")
+    for s, row, ctl, m in zip(r["sites"], r["r2"], r["shuffled_r2"], r["margin"]):
+        lines.append(f"  {s:<9} {row[-1]:8.3f} {ctl[-1]:8.3f} {m:8.3f}")
+    lines.append(f"localised blocks: {r['localised_layers']} ({r['rule']})")
+    return "\n".join(lines)
+
+
+def _prior(args) -> int:
+    from probes.prior import prior_analysis
+    task = _task(args)
+    model = _model(args)
+    result = prior_analysis(model, task, n=args.n, seed=args.seed, l2=args.l2,
+                            positions=args.positions, device=args.device).to_json()
+    if not args.no_store and model.run_id:
+        from probes.cli import store_result
+        result["stored_as"] = store_result(result, [f"prior task={task.name}",
+                                                    f"step={model.step}"])
+    emit(result, args.json, _text(result))
+    return 0
+
+
+def _layers(spec: str, n_layers: int) -> list[int] | None:
+    from probes.prior_finetune import check_layers
+    if spec == "auto":
+        return None
+    try:
+        layers = sorted({int(v) for v in _list(spec)})
+    except ValueError:
+        raise UserError(f"--layers must be auto or block indices like 0,2, got {spec!r}") \
+            from None
+    check_layers(layers, n_layers)
+    return layers
+
+
+def _finetune(args) -> int:
+    from probes.prior import prior_analysis
+    from probes.prior_finetune import FinetuneConfig, prior_finetune, split_values
+    task = _task(args)
+    for name in ("steps", "batch_size", "n_eval"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got "
+                            f"{getattr(args, name)}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    train, held = split_values(task, _list(args.held_out), _list(args.train_values),
+                               seed=args.seed)
+    if args.name is not None:
+        from workbench.store import validate_name
+        validate_name(args.name)
+    model = _model(args)
+    layers = _layers(args.layers, model.n_layers)
+    analysis = prior_analysis(model, task, n=args.n, seed=args.seed, l2=args.l2,
+                              positions=args.positions, device=args.device)
+    layers = layers or analysis.localised_layers
+    # the control: as many other blocks, those whose output carries the least prior
+    margins = {int(s.split(".")[1]) - 1: m for s, m in zip(analysis.sites, analysis.margin)
+               if s.startswith("resid.") and s != "resid.0"}
+    others = sorted((b for b in margins if b not in layers), key=lambda b: (margins[b], b))
+    control = sorted(others[:len(layers)])
+    if not control:
+        raise UserError(f"the model has no blocks outside {layers} for the control")
+    prior = {row["value"]: row["log_prior"] for row in analysis.values}
+    cfg = FinetuneConfig(task=task.name, layers=tuple(layers), held_out=held,
+                         train_values=train, steps=args.steps, batch_size=args.batch_size,
+                         lr=args.lr, n_eval=args.n_eval, seed=args.seed)
+    if model.run is not None:
+        source = model.run.checkpoint_path(model.step).parent
+        store, parent = model.run.store, model.run_id
+    else:
+        from workbench.store import RunStore
+        source, store, parent = Path(args.model).expanduser().resolve(), RunStore(), None
+    if not (source / "config.json").is_file():
+        raise UserError(f"run {args.model} is not a language model in Hugging Face format")
+    result = prior_finetune(source, model.tokenizer, task, cfg, prior, control, store=store,
+                            parent=parent, name=args.name, device=args.device).to_json()
+    result["localisation"] = {"sites": analysis.sites, "margin": analysis.margin,
+                              "rule": analysis.rule}
+    lines = [f"run {result['run_id']}: finetuned blocks {layers} of {args.model} "
+             f"({args.steps} steps); held-out values {', '.join(held)}",
+             f"{'':<22}{'held-out acc':>13}{'all acc':>9}{'Spearman':>10}  CI"]
+    for key in ("before", "instruction_baseline", "localised", "other_layers", "all_layers"):
+        r = result[key]
+        c = r["correlation"]
+        label = key + (f" {control}" if key == "other_layers" else "")
+        lines.append(f"{label:<22}{r['held_out_accuracy']:>13.3f}{r['accuracy']:>9.3f}"
+                     f"{str(c['rho']):>10}  {c['ci_low']} .. {c['ci_high']}")
+    emit(result, args.json, "\n".join(lines))
+    return 0

@@ -1,0 +1,122 @@
+"""Prior localisation, unit level: task generators, the error-prior statistics, probes on
+constructed activations (a planted prior direction is found at its layer; a shuffled prior gives
+R² ~ 0), the layer rule, and the checks that refuse bad input."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from probes.activations import Activations
+from probes.prior import choose_layers, fit_prior_probes, shuffled_prior
+from probes.prior_finetune import check_layers, split_values
+from probes.prior_scoring import Encoder, check_bins, error_prior_correlation, spearman
+from training.corpora.prior_tasks import prior_task, restrict
+from workbench.errors import UserError
+
+
+def test_inhouse_corpus_follows_the_prior_and_prompts_are_uniform():
+    task = prior_task("count")
+    docs = list(task.corpus(6000, seed=1))
+    answers = Counter(d.rsplit(" ", 1)[1] for d in docs if not d.startswith("exact:"))
+    # common values are written 12x as often as rare ones, medium 3x
+    assert answers["10"] / answers["7"] == pytest.approx(12, rel=0.25)
+    assert answers["4"] / answers["7"] == pytest.approx(3, rel=0.25)
+    stim = task.stimuli(150, seed=0)
+    assert set(Counter(s.value for s in stim).values()) == {10}
+    for s in stim:  # the answer is the count of the listed words
+        assert len(s.prompt.split(":")[1].split()) - 1 == int(s.value)
+    acr = prior_task("acronym").prompt("CAT", random.Random(0))
+    assert acr.prompt == "acronym: cold apple tall =" and acr.condition == "common"
+    hf = prior_task("count-words")
+    assert {hf.condition(v) for v in ("30", "45", "47")} == {"common", "medium", "rare"}
+
+
+def test_spearman_and_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    values = [str(v) for v in range(20) for _ in range(20)]
+    lp = np.array([-float(v) for v in range(20) for _ in range(20)])
+    errors = rng.random(400) < np.linspace(0.05, 0.95, 20).repeat(20)  # rarer -> more errors
+    c = error_prior_correlation(errors, lp, values, n_boot=300)
+    assert c.rho < -0.5 and c.significant and c.ci_high < 0
+    noise = np.tile([True, False], 200)  # every value wrong half the time
+    c = error_prior_correlation(noise, lp, values, n_boot=300)
+    assert not c.significant and c.ci_low < 0 < c.ci_high
+    assert spearman(np.ones(5), np.arange(5.0)) is None
+    assert error_prior_correlation(np.zeros(400, bool), lp, values).rho is None
+
+
+def _planted(layer: int, *, n_values=30, per_value=20, d=24, n_sites=4, seed=0):
+    """Residual streams of ``n_sites`` layers x 3 positions; the log prior of each example's
+    answer is planted along one direction at ``resid.layer``, last position only."""
+    gen = torch.Generator().manual_seed(seed)
+    prior = {str(v): float(-torch.rand(1, generator=gen) * 6) for v in range(n_values)}
+    values = [str(v) for v in range(n_values) for _ in range(per_value)]
+    n = len(values)
+    y = torch.tensor([prior[v] for v in values])
+    acts = {f"resid.{i}": torch.randn(n, 3, d, generator=gen) for i in range(n_sites)}
+    direction = torch.randn(d, generator=gen)
+    acts[f"resid.{layer}"][:, 2] += (y - y.mean())[:, None] * direction / direction.norm() * 3
+    shuffled = shuffled_prior(prior, 0)
+    per_prompt = [prior[v] for v in values]
+    random.Random(1).shuffle(per_prompt)
+    columns = [{"value": v, "log_prior": prior[v], "shuffled_log_prior": p,
+                "value_shuffled_log_prior": shuffled[v]} for v, p in zip(values, per_prompt)]
+    manifest = {"positions": ["-3", "-2", "-1"], "model": {"name": "m", "run_id": None,
+                                                           "step": None, "config_hash": "x"},
+                "sites": [{"name": s, "hook": s} for s in acts]}
+    return Activations(directory=Path("memory"), manifest=manifest, acts=acts,
+                       tokens=torch.arange(3 * n).reshape(n, 3), columns=columns)
+
+
+@pytest.mark.parametrize("layer", [1, 3])
+def test_planted_prior_direction_is_found_at_its_layer(layer):
+    acts = _planted(layer)
+    real, control, real_v, control_v = fit_prior_probes(acts, seed=0, l2=0.01)
+    r2 = dict(zip(real.sites, (row[-1] for row in real.test_score)))
+    assert r2[f"resid.{layer}"] > 0.9
+    assert all(v < 0.2 for s, v in r2.items() if s != f"resid.{layer}")
+    # held-out answer values: the direction generalises to answers the probe never saw
+    assert dict(zip(real_v.sites, real_v.test_score))[f"resid.{layer}"][-1] > 0.8
+    # the shuffled prior is not decodable anywhere
+    for grid in (control.test_score, control_v.test_score):
+        assert max(abs(v) for row in grid for v in row) < 0.3
+    assert abs(dict(zip(control.sites, control.test_score))[f"resid.{layer}"][-1]) < 0.1
+    margin = {s: real.test_score[i][-1] - control.test_score[i][-1]
+              for i, s in enumerate(real.sites)}
+    assert choose_layers(margin, n_layers=3) == [layer - 1]  # block layer-1 writes resid.layer
+
+
+def test_layer_rule_takes_a_quarter_of_the_blocks_and_never_the_embeddings():
+    margin = {"resid.0": 5.0, "resid.1": 0.1, "resid.2": 0.9, "resid.3": 0.3, "resid.4": 0.8,
+              "resid.5": 0.2, "resid.6": 0.0, "resid.7": 0.4, "resid.8": 0.5}
+    assert choose_layers(margin, n_layers=8) == [1, 3]
+
+
+def test_bad_inputs_are_refused():
+    task = prior_task("count")
+    with pytest.raises(UserError, match="at least two"):
+        check_bins(restrict(task, ["5", "10"]))
+    with pytest.raises(UserError, match="not an answer"):
+        restrict(task, ["99"])
+    with pytest.raises(UserError, match="also appear in training: 3"):
+        split_values(task, ["3", "4"], ["1", "2", "3"])
+    train, held = split_values(task, seed=0)
+    assert not set(train) & set(held)
+    assert {task.condition(v) for v in held} == {"common", "medium", "rare"}
+    with pytest.raises(UserError, match="layer 4 is out of range"):
+        check_layers([1, 4], 4)
+    with pytest.raises(UserError, match="no tokenizer"):
+        Encoder(None, task)
+
+
+def test_an_answer_the_tokenizer_cannot_encode(tmp_path, save_tiny_gpt2):
+    from transformers import AutoTokenizer
+    save_tiny_gpt2(tmp_path, ["count", ":", "=", "cat"])  # no digits in the vocabulary
+    with pytest.raises(UserError, match="cannot encode the answer '1'"):
+        Encoder(AutoTokenizer.from_pretrained(str(tmp_path)), prior_task("count"))
