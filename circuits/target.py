@@ -15,8 +15,10 @@ from pathlib import Path
 from workbench.errors import UserError
 
 
-# run kinds holding a model: trained, and Transformer Programs compiled to a transformer
-MODEL_KINDS = ("train", "compiled")
+# run kinds holding a model: trained on a synthetic task, Transformer Programs compiled to a
+# transformer, language models pretrained (their checkpoints are Hugging Face directories) and
+# their prior-localisation finetunes
+MODEL_KINDS = ("train", "compiled", "pretrain", "prior-finetune")
 
 
 @dataclass
@@ -86,6 +88,11 @@ def load_target(ref: str, store=None, device: str | None = None) -> Target:
         raise UserError(f"run {ref!r} is a {run.run.kind} run, not a model (a trained run, or "
                         f"a Transformer Program compiled with `workbench programs compile`)")
     bridge = run.model(device=device)
+    tok = getattr(bridge, "tokenizer", None)
+    if tok is not None:  # a Hugging Face-format run: one token vocabulary, as for a directory
+        vocab = dict(tok.get_vocab())
+        return Target(bridge=bridge, name=run.id, kind="run", input_vocab=vocab,
+                      output_vocab=vocab, tokenizer=tok, run=run)
     vocab = run.vocab()
     return Target(bridge=bridge, name=run.id, kind="run",
                   input_vocab={t: i for i, t in enumerate(vocab.get("input_vocab", []))},

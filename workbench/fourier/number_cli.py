@@ -35,7 +35,10 @@ def load_model(ref: str):
         handle = load_run(ref)
     except UserError:
         raise UserError(f"--model {ref!r} is neither a model directory nor a run") from None
-    return handle.model(), None, f"run {handle.id}"
+    bridge = handle.model()
+    # a pretrained run's bridge carries its tokenizer (numbers are token strings); a synthetic
+    # task's has none and token id n is the number n
+    return bridge, getattr(bridge, "tokenizer", None), f"run {handle.id}"
 
 
 def _fmt_shares(shares: dict, layer: int | None = None) -> str:

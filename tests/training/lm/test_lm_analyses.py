@@ -59,8 +59,8 @@ def test_fourier_numbers_and_circuits_on_the_models_directory(lm_run, tmp_path, 
     assert result  # a circuit search ran end to end on the exported model
 
 
-@pytest.mark.xfail(strict=True, reason="circuits.target.MODEL_KINDS accepts train/compiled runs "
-                   "only, and a run's vocabulary comes from checkpoint metadata; a pretrain "
-                   "run needs its tokenizer's vocabulary (owned by circuits/)")
 def test_circuits_discover_by_run_name(lm_run, tmp_path, capsys):
-    _discover("lm", _pair_file(lm_run, tmp_path / "p.jsonl"), capsys)
+    result = _discover("lm", _pair_file(lm_run, tmp_path / "p.jsonl"), capsys)
+    circuit = RunStore().get_run(result["run_id"])  # the search is a run of its own
+    assert circuit.kind == "circuits" and circuit.status == "completed"
+    assert circuit.config["model"] == "lm" and result["n_edges"] > 0
