@@ -1,0 +1,156 @@
+"""Prior localisation end to end at tiny scale: a tiny pretrain on the in-house prior corpus
+(training.lm's API), `workbench probes prior` and `prior-finetune` on it, the finetune's new run
+(HF format, loadable, every block outside the chosen ones bit-identical), the HF path on a tiny
+randomly initialised Llama saved by the test (plumbing only), and bad input: one line, exit 2,
+nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def inhouse(tmp_path_factory):
+    """A 2-block Llama-style model pretrained briefly on the in-house counting corpus."""
+    import os
+    root = tmp_path_factory.mktemp("prior")
+    home = root / "home"
+    old = os.environ.get("WORKBENCH_HOME")
+    os.environ["WORKBENCH_HOME"] = str(home)
+    try:
+        from training.corpora.prior_tasks import prior_task, write_corpus
+        from training.lm.api import pretrain
+        from training.lm.prepare import prepare
+        task = prior_task("count")
+        write_corpus(task, root / "corpus.jsonl", 1500)
+        prepare([str(root / "corpus.jsonl")], tokenizer="train:300", output=str(root / "data"))
+        run = pretrain(str(root / "data"), preset="llama-tiny", name="prior-tiny", overrides={
+            "steps": 30, "batch_size": 8, "n_ctx": 32, "d_model": 32, "n_heads": 2,
+            "d_mlp": 64, "n_layers": 2, "eval_every": 30, "checkpoint_every": 30,
+            "log_checkpoints": 0, "warmup_steps": 5})
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_HOME", None)
+        else:
+            os.environ["WORKBENCH_HOME"] = old
+    return home, run
+
+
+def _weights(directory):
+    return load_file(str(directory / "model.safetensors"))
+
+
+def _check_only_blocks_changed(before: dict, after: dict, blocks: list[int], prefix: str):
+    assert set(before) == set(after)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    inside = {k for k in before if any(k.startswith(f"{prefix}{b}.") for b in blocks)}
+    assert changed and changed <= inside  # bit-identical outside the chosen blocks
+
+
+def test_inhouse_prior_and_finetune_end_to_end(inhouse, run_cli, monkeypatch):
+    home, run = inhouse
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    proc = run_cli("probes", "prior", "prior-tiny", "--task", "count", "--n", "60", "--json",
+                   check=True)
+    out = json.loads(proc.stdout)
+    assert set(out["accuracy_by_bin"]) == {"common", "medium", "rare"}
+    assert out["sites"] == ["resid.0", "resid.1", "resid.2"] and len(out["r2"][0]) == 3
+    assert out["localised_layers"] in ([0], [1]) and "rule" in out
+    assert all(abs(v) < 0.5 for row in out["shuffled_r2"] for v in row)
+    corpus = {r["value"]: r["corpus_weight"] for r in out["values"]}
+    assert corpus["10"] == 12.0 and corpus["7"] == 1.0
+    from workbench.store import RunStore
+    store = RunStore(home)
+    assert out["stored_as"] in store.results(run.run_id, "probes")
+
+    proc = run_cli("probes", "prior-finetune", "prior-tiny", "--task", "count", "--layers",
+                   "1", "--steps", "3", "--n", "40", "--n-eval", "30", "--held-out", "3,8,10",
+                   "--name", "tuned", "--json", check=True)
+    ft = json.loads(proc.stdout)
+    assert ft["layers"] == [1] and ft["control_layers"] == [0]
+    for key in ("before", "localised", "other_layers", "all_layers", "instruction_baseline"):
+        assert 0 <= ft[key]["held_out_accuracy"] <= 1 and "rho" in ft[key]["correlation"]
+    new = store.get_run("tuned")
+    assert new.kind == "prior-finetune" and new.parent == run.run_id
+    assert new.status == "completed" and new.config["held_out"] == ["3", "8", "10"]
+    import workbench
+    bridge = workbench.load_run("tuned").model()  # loadable like any other run
+    assert bridge.cfg.n_layers == 2
+    source = home / "runs" / run.run_id / "checkpoints" / "step_00000030"
+    _check_only_blocks_changed(_weights(source), _weights(__import__("pathlib").Path(
+        ft["checkpoint"])), [1], "model.layers.")
+
+
+@pytest.fixture
+def tiny_llama(tmp_path):
+    """A randomly initialised tiny Llama saved with a byte-level BPE tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from training.corpora.prior_tasks import prior_task
+    from training.lm.tokenizer import save_hf_tokenizer, train_tokenizer
+    task = prior_task("count-words")
+    texts = [s.prompt + s.answer for s in task.stimuli(60, seed=3)]
+    tok = train_tokenizer(texts, 400)
+    config = LlamaConfig(vocab_size=448, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=512, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    directory = tmp_path / "llama"
+    LlamaForCausalLM(config).save_pretrained(str(directory))
+    save_hf_tokenizer(tok, directory)
+    return directory
+
+
+def test_hf_directory_prior_and_finetune(tiny_llama, run_cli, store):
+    values = "1,2,3,5,10,15,20"
+    proc = run_cli("probes", "prior", tiny_llama, "--task", "count-words", "--values", values,
+                   "--n", "28", "--json", check=True)
+    out = json.loads(proc.stdout)
+    assert out["model"]["run_id"] is None and len(out["sites"]) == 5
+    assert out["values"][0]["corpus_weight"] is None  # the prior is the model's own
+    before = _weights(tiny_llama)
+    proc = run_cli("probes", "prior-finetune", tiny_llama, "--task", "count-words", "--values",
+                   values, "--n", "28", "--n-eval", "14", "--steps", "2", "--batch-size", "4",
+                   "--held-out", "3,15", "--json", check=True)
+    ft = json.loads(proc.stdout)
+    assert ft["layers"] == out["localised_layers"] and len(ft["control_layers"]) == 1
+    run = store.get_run(ft["run_id"])
+    assert run.kind == "prior-finetune" and run.parent is None
+    from pathlib import Path
+    _check_only_blocks_changed(before, _weights(Path(ft["checkpoint"])), ft["layers"],
+                               "model.layers.")
+    assert torch.equal(_weights(tiny_llama)["model.embed_tokens.weight"],
+                       before["model.embed_tokens.weight"])  # the source is untouched
+
+
+def test_bad_input_one_line_exit_2_nothing_written(tiny_llama, tmp_path, run_cli, store,
+                                                   save_tiny_gpt2):
+    no_tok = tmp_path / "no-tokenizer"
+    no_tok.mkdir()
+    (no_tok / "config.json").write_text((tiny_llama / "config.json").read_text())
+    no_digits = tmp_path / "no-digits"
+    save_tiny_gpt2(no_digits, ["Count", "the", "words", "cat"])
+    base = ["--task", "count-words", "--n", "20"]
+    files = sorted(p for p in tmp_path.rglob("*") if "wbhome" not in p.parts)
+    cases = [
+        (["prior", tiny_llama, *base, "--values", "10,20"], "at least two"),
+        (["prior-finetune", tiny_llama, *base, "--layers", "7"], "out of range"),
+        (["prior-finetune", tiny_llama, *base, "--held-out", "3", "--train-values", "1,3"],
+         "also appear in training"),
+        (["prior", no_tok, *base], "no tokenizer"),
+        (["prior", no_digits, *base], "cannot encode the answer"),
+        (["prior", tiny_llama, "--task", "nope"], "nope"),
+    ]
+    for args, message in cases:
+        proc = run_cli("probes", *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        assert len(lines) == 1 and message in lines[0], (args, proc.stderr)
+    assert store.list_runs() == []
+    assert sorted(p for p in tmp_path.rglob("*") if "wbhome" not in p.parts) == files
