@@ -1,0 +1,104 @@
+"""Prior localisation on the in-house counting model: the figures issue 15 names.
+
+Pretrains a Llama-style model (4 blocks, d 64) once on the in-house prior corpus (counts of
+listed words; multiples of five 12x, even counts 3x as frequent as odd ones), unless
+``--run`` names one already trained, then prints:
+
+1. before finetuning: accuracy by prior bin and Spearman error vs log prior (95% bootstrap CI);
+2. held-out R² of the log prior by layer beside the shuffled control, and the localised blocks;
+3. finetuning the localised blocks vs the same number of other blocks vs all blocks (same
+   steps, batch, lr) vs the instruction baseline: held-out accuracy and the correlation.
+
+    python benchmarks/prior_reference.py [--run NAME] [--steps 100] [--lr 1e-3]
+
+Uses ``$WORKBENCH_HOME`` (set it to a scratch directory). Figures are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+
+
+def _cli(*args) -> dict:
+    from workbench.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main([str(a) for a in args] + ["--json"])
+    assert code == 0, f"workbench {' '.join(map(str, args))} exited {code}"
+    return json.loads(out.getvalue())
+
+
+def pretrain_inhouse(name: str, docs: int, steps: int) -> str:
+    from training.corpora.prior_tasks import prior_task, write_corpus
+    from training.lm.api import pretrain
+    from training.lm.prepare import prepare
+    root = Path(tempfile.mkdtemp(prefix="prior-ref-"))
+    write_corpus(prior_task("count"), root / "corpus.jsonl", docs)
+    prepare([str(root / "corpus.jsonl")], tokenizer="train:300", output=str(root / "data"),
+            val_frac=0.02)
+    t0 = time.perf_counter()
+    run = pretrain(str(root / "data"), preset="llama-tiny", name=name, overrides={
+        "steps": steps, "n_layers": 4, "batch_size": 32})
+    print(f"pretrained {run.run_id} ({name}): {steps} steps in {time.perf_counter() - t0:.0f} s,"
+          f" val loss {run.val_loss:.3f}")
+    return name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", default=None, help="an already pretrained in-house run")
+    ap.add_argument("--docs", type=int, default=20000)
+    ap.add_argument("--pretrain-steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=100, help="finetune steps")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--n", type=int, default=450)
+    args = ap.parse_args()
+    run = args.run or pretrain_inhouse("prior-reference", args.docs, args.pretrain_steps)
+
+    r = _cli("probes", "prior", run, "--task", "count", "--n", args.n)
+    c = r["correlation"]
+    print(f"\n1. before finetuning ({r['n_examples']} prompts, answers uniform): accuracy "
+          f"{r['accuracy']:.3f}")
+    for cond, b in r["accuracy_by_bin"].items():
+        print(f"   {cond:<7} accuracy {b['accuracy']:.3f}  mean log prior "
+              f"{b['mean_log_prior']:.2f}")
+    print(f"   Spearman(error, log prior) = {c['rho']}  95% CI [{c['ci_low']}, {c['ci_high']}]"
+          f"  significant: {c['significant']}")
+    print(f"   with the instruction: accuracy {r['instructed_accuracy']:.3f}, Spearman "
+          f"{r['instructed_correlation']['rho']}")
+    print("\n2. held-out R² of the log prior, last prompt position "
+          "(random split | shuffled | by answer value | shuffled):")
+    for i, site in enumerate(r["sites"]):
+        print(f"   {site:<8} {r['r2'][i][-1]:7.3f} {r['shuffled_r2'][i][-1]:7.3f}"
+              f" {r['r2_held_out_values'][i][-1]:7.3f}"
+              f" {r['shuffled_r2_held_out_values'][i][-1]:7.3f}")
+    print(f"   localised blocks: {r['localised_layers']}  (rule: {r['rule']})")
+
+    ft = _cli("probes", "prior-finetune", run, "--task", "count", "--layers", "auto",
+              "--steps", args.steps, "--lr", args.lr, "--n", args.n)
+    print(f"\n3. finetune, {args.steps} steps, lr {args.lr}, held-out answer values "
+          f"{', '.join(ft['config']['held_out'])} (new run {ft['run_id']}):")
+    print(f"   {'':<26}{'held-out acc':>13}{'train-value acc':>16}{'Spearman':>10}  95% CI")
+    for key, label in (("before", "before"), ("instruction_baseline", "instruction baseline"),
+                       ("localised", f"localised {ft['layers']}"),
+                       ("other_layers", f"other blocks {ft['control_layers']}"),
+                       ("all_layers", "all blocks")):
+        e = ft[key]
+        cc = e["correlation"]
+        print(f"   {label:<26}{e['held_out_accuracy']:>13.3f}{e['train_values_accuracy']:>16.3f}"
+              f"{str(cc['rho']):>10}  [{cc['ci_low']}, {cc['ci_high']}]")
+    gain = ft["localised"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
+    other = ft["other_layers"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
+    print(f"\n   held-out accuracy gain: localised {gain:+.3f}, other blocks {other:+.3f}; "
+          f"correlation after (localised) significant: "
+          f"{ft['localised']['correlation']['significant']}")
+
+
+if __name__ == "__main__":
+    main()
