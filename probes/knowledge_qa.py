@@ -1,0 +1,73 @@
+"""QA on bioS: exact-match accuracy per attribute, and the QA finetune of a pretrained model
+(all weights, loss on the answer tokens only) on the training half of the people.
+
+Exact match is read in one teacher-forced forward: greedy decoding writes the answer exactly
+when the model's argmax at every answer position is the answer's next token, so the two agree
+and no generation loop is needed.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from probes.knowledge_data import QAEncoded
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig:
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+def _answer_logits(model, ids: torch.Tensor, mask: torch.Tensor):
+    """Logits predicting each answer token, and those tokens: [M, V], [M]."""
+    logits = model(input_ids=ids).logits[:, :-1]  # [B, T-1, V]
+    target_mask = mask[:, 1:]
+    return logits[target_mask], ids[:, 1:][target_mask]
+
+
+def qa_accuracy(model, data: QAEncoded, *, batch_size: int = 64) -> dict[str, float]:
+    """Exact-match accuracy per attribute (and ``all``)."""
+    model.eval()
+    hits = []
+    with torch.no_grad():
+        for start in range(0, len(data.ids), batch_size):
+            ids = data.ids[start:start + batch_size]
+            mask = data.answer_mask[start:start + batch_size]
+            pred = model(input_ids=ids).logits[:, :-1].argmax(-1)  # [B, T-1]
+            wrong = (pred != ids[:, 1:]) & mask[:, 1:]
+            hits += (~wrong.any(1)).tolist()
+    hits = torch.tensor(hits, dtype=torch.float)
+    out = {}
+    for attribute in dict.fromkeys(data.attributes):
+        rows = torch.tensor([a == attribute for a in data.attributes])
+        out[attribute] = round(float(hits[rows].mean()), 4)
+    out["all"] = round(float(hits.mean()), 4)
+    return out
+
+
+def finetune_qa(model, data: QAEncoded, cfg: FinetuneConfig):
+    """A finetuned copy of ``model`` (the original is left untouched, for the probes)."""
+    tuned = copy.deepcopy(model).train().requires_grad_(True)
+    opt = torch.optim.AdamW(tuned.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = len(data.ids)
+    for step in range(cfg.steps):
+        batch = torch.randint(n, (min(cfg.batch_size, n),), generator=gen)
+        width = int(data.answer_mask[batch].nonzero()[:, 1].max()) + 1
+        logits, targets = _answer_logits(tuned, data.ids[batch, :width],
+                                         data.answer_mask[batch, :width])
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        for group in opt.param_groups:  # linear decay to zero
+            group["lr"] = cfg.lr * (1 - step / cfg.steps)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)
+        opt.step()
+    return tuned.eval()
