@@ -66,6 +66,7 @@ def register(subparsers) -> None:
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=_fit)
     __import__("probes.prior_cli", fromlist=["add_subcommands"]).add_subcommands(sub)
+    __import__("probes.knowledge_cli", fromlist=["add_subcommands"]).add_subcommands(sub)
 
 
 def _default_output(args, model) -> Path:

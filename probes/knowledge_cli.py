@@ -1,0 +1,71 @@
+"""``workbench probes knowledge run``: the bioS knowledge-storage experiment end to end
+(:mod:`probes.knowledge`), added to the ``probes`` parser by :func:`add_subcommands`."""
+
+from __future__ import annotations
+
+import json
+
+from workbench.cli import emit
+from workbench.errors import UserError
+
+
+def add_subcommands(sub) -> None:
+    k = sub.add_parser("knowledge", help="bioS knowledge storage: QA, P-probes, Q-probes")
+    ksub = k.add_subparsers(dest="knowledge_command", metavar="SUBCOMMAND",
+                            parser_class=type(k))
+    k.set_defaults(handler=lambda args: (k.print_help(), 2)[1])
+    r = ksub.add_parser("run", help="generate bioS, pretrain, QA and probe, end to end")
+    r.add_argument("--people", type=int, default=1000)
+    r.add_argument("--augmentation", default="multi5+permute+fullname",
+                   help="single, multiM, permute, permuteK, fullname joined by '+'")
+    r.add_argument("--protocol", default="pretrain-finetune",
+                   choices=["pretrain-finetune", "mixed"])
+    r.add_argument("--steps", type=int, default=2000, help="pretraining steps")
+    r.add_argument("--finetune-steps", type=int, default=300)
+    r.add_argument("--probe-steps", type=int, default=300)
+    r.add_argument("--qa-fraction", type=float, default=0.8,
+                   help="mixed: QA share of the training sequences")
+    r.add_argument("--vocab-size", type=int, default=2048)
+    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument("--lr", type=float, default=3e-3)
+    r.add_argument("--model", default=None,
+                   help='model overrides as JSON, e.g. \'{"d_model": 128, "n_layers": 4}\'')
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--name", default=None, help="name of the pretrain run")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=_run)
+
+
+def _run(args) -> int:
+    import sys
+
+    from probes.knowledge import KnowledgeConfig, format_result, run_knowledge
+    model = {}
+    if args.model:
+        try:
+            model = json.loads(args.model)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--model is not JSON: {exc}") from None
+        if not isinstance(model, dict):
+            raise UserError(f"--model must be a JSON object, got {args.model!r}")
+    cfg = KnowledgeConfig(people=args.people, augmentation=args.augmentation,
+                          protocol=args.protocol, steps=args.steps,
+                          finetune_steps=args.finetune_steps, probe_steps=args.probe_steps,
+                          qa_fraction=args.qa_fraction, vocab_size=args.vocab_size,
+                          batch_size=args.batch_size, lr=args.lr, model=model, seed=args.seed)
+    _validate(cfg)
+    result = run_knowledge(cfg, name=args.name, progress=not args.json and sys.stderr.isatty())
+    emit(result.to_json(), args.json, format_result(result))
+    return 0
+
+
+def _validate(cfg) -> None:
+    """Refuse model overrides the pretraining config would refuse, before anything is written."""
+    from training.lm.config import LMModelConfig, PretrainConfig, apply_overrides, \
+        preset_sections
+
+    from probes.knowledge import _overrides
+    sections = preset_sections(cfg.preset)
+    apply_overrides(sections, _overrides(cfg))
+    LMModelConfig(**sections["model"])
+    PretrainConfig(**sections["train"])
