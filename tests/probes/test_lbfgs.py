@@ -31,7 +31,7 @@ def test_separate_quadratics_reach_their_minimisers():
 
 
 def test_logistic_probe_matches_scikit_learn():
-    sklearn = pytest.importorskip("sklearn.linear_model")
+    import sklearn.linear_model as sklearn  # a test dependency (pyproject [test])
     acts = planted(n=600, signal=1.0)
     r = fit_probes(acts, "label", kind="logistic")
     test = r.test_index
