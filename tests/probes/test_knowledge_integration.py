@@ -1,0 +1,41 @@
+"""`workbench probes knowledge run` end to end on a tiny bioS model: generate, prepare,
+pretrain (training/lm), QA finetune or mixed training, held-out QA, P- and Q-probe tables,
+and the result stored under the pretrain run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+TINY = ["--people", "40", "--steps", "60", "--finetune-steps", "40", "--probe-steps", "30",
+        "--vocab-size", "1024", "--batch-size", "16", "--json"]
+
+
+@pytest.mark.parametrize("protocol", ["pretrain-finetune", "mixed"])
+def test_knowledge_run_end_to_end(run_cli, store, protocol):
+    proc = run_cli("probes", "knowledge", "run", "--protocol", protocol, "--augmentation",
+                   "multi2+permute+fullname", *TINY, check=True)
+    out = json.loads(proc.stdout)
+    attributes = ["birth_date", "birth_city", "university", "major", "employer",
+                  "employer_city"]
+    run = store.get_run(out["run_id"])
+    assert run.kind == "pretrain" and run.status == "completed"
+    assert out["pretrain"]["steps"] == 60
+    stored = store.results(out["run_id"], "knowledge")
+    assert len(stored) == 1 and next(iter(stored.values()))["p_probe"] == out["p_probe"]
+    assert sorted(out["qa_accuracy"]) == sorted(attributes + ["all"])
+    assert all(0 <= v <= 1 for v in out["qa_accuracy"].values())
+    assert (out["qa_before_finetune"] is None) == (protocol == "mixed")
+    p, q = out["p_probe"], out["q_probe"]
+    assert p["anchors"] == ["name"] + [f"before:{a}" for a in attributes]
+    assert p["attributes"] == attributes and p["rank"] == 2 and q["rank"] == 16
+    assert len(p["accuracy"]) == 7 and all(len(r) == 6 for r in p["accuracy"])
+    assert q["anchors"] == ["name"] and p["n_train"] == p["n_test"] == 20
+    # the probes learn: on the people they were trained on they beat chance
+    assert sum(map(sum, p["train_accuracy"])) / 42 > sum(p["chance"]) / 6 + 0.1
+    if protocol == "pretrain-finetune":
+        # finetuning on the train half's QA moves its QA accuracy above the pretrained model's
+        assert out["qa_train_accuracy"]["all"] >= out["qa_before_finetune"]["all"]
