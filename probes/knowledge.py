@@ -155,7 +155,9 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
                    store=store, progress=progress)
     seconds["pretrain"] = round(time.perf_counter() - t0, 2)
     handle = RunHandle(store, store.get_run(run.run_id))
-    model = load_causal_lm(handle.checkpoint_path("final").parent)
+    # the probes and the QA finetune run where the pretraining ran (CUDA when there is one)
+    device = "cuda" if torch.cuda.is_available() and cfg.model.get("device") != "cpu" else "cpu"
+    model = load_causal_lm(handle.checkpoint_path("final").parent, device=device)
     tok = load_tokenizer(data / "tokenizer")
     n_ctx = int(model.config.n_positions if hasattr(model.config, "n_positions")
                 else model.config.max_position_embeddings)

@@ -64,15 +64,21 @@ def fit_knowledge_probe(model, data: Encoded, train: torch.Tensor, n_classes: li
     model.eval().requires_grad_(False)
     embed = model.get_input_embeddings().weight.detach()  # [V, d]
     vocab, d = embed.shape
+    device = embed.device
+    data = Encoded(ids=data.ids.to(device), lengths=data.lengths, anchors=data.anchors.to(device),
+                   anchor_names=data.anchor_names, labels=data.labels.to(device),
+                   person_ids=data.person_ids)
+    train = train.to(device)
     n_anchor = data.anchors.shape[1]
     width = int(data.anchors.max()) + 1
     ids = data.ids[:, :width]
     # U starts at zero so training begins at the model's own embedding
-    update_u = torch.zeros(n_anchor, vocab, cfg.rank, requires_grad=True)
-    update_v = (torch.randn(n_anchor, cfg.rank, d, generator=gen) * d ** -0.5).requires_grad_()
+    update_u = torch.zeros(n_anchor, vocab, cfg.rank, device=device, requires_grad=True)
+    update_v = (torch.randn(n_anchor, cfg.rank, d, generator=gen) * d ** -0.5).to(device)
+    update_v.requires_grad_()
     total = sum(n_classes)
-    head_w = torch.zeros(n_anchor, d, total, requires_grad=True)
-    head_b = torch.zeros(n_anchor, total, requires_grad=True)
+    head_w = torch.zeros(n_anchor, d, total, device=device, requires_grad=True)
+    head_b = torch.zeros(n_anchor, total, device=device, requires_grad=True)
     params = [update_u, update_v, head_w, head_b]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     bounds = torch.tensor([0] + n_classes).cumsum(0).tolist()
@@ -81,11 +87,13 @@ def fit_knowledge_probe(model, data: Encoded, train: torch.Tensor, n_classes: li
     def logits(batch: torch.Tensor) -> torch.Tensor:  # [P, B, total]
         h = _states(model, embed, ids[batch], update_u, update_v)  # [P, B, T, d]
         at = data.anchors[batch].T  # [P, B]
-        h = h[torch.arange(n_anchor)[:, None], torch.arange(len(batch))[None], at]
+        h = h[torch.arange(n_anchor, device=device)[:, None],
+              torch.arange(len(batch), device=device)[None], at]
         return torch.einsum("pbd,pdc->pbc", h, head_w) + head_b[:, None]
 
     for _ in range(cfg.steps):
-        batch = rows[torch.randint(len(rows), (min(cfg.batch_size, len(rows)),), generator=gen)]
+        pick = torch.randint(len(rows), (min(cfg.batch_size, len(rows)),), generator=gen)
+        batch = rows[pick.to(device)]
         out = logits(batch)
         loss = sum(torch.nn.functional.cross_entropy(
             out[:, :, lo:hi].reshape(-1, hi - lo),
@@ -97,7 +105,7 @@ def fit_knowledge_probe(model, data: Encoded, train: torch.Tensor, n_classes: li
 
     def accuracy(mask: torch.Tensor) -> list[list[float]]:
         chosen = mask.nonzero().squeeze(1)
-        correct = torch.zeros(n_anchor, len(n_classes))
+        correct = torch.zeros(n_anchor, len(n_classes), device=device)
         with torch.no_grad():
             for batch in chosen.split(max(cfg.batch_size, 64)):
                 out = logits(batch)

@@ -25,6 +25,10 @@ class FinetuneConfig:
     seed: int = 0
 
 
+def _device(model) -> torch.device:
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
 def _answer_logits(model, ids: torch.Tensor, mask: torch.Tensor):
     """Logits predicting each answer token, and those tokens: [M, V], [M]."""
     logits = model(input_ids=ids).logits[:, :-1]  # [B, T-1, V]
@@ -38,11 +42,11 @@ def qa_accuracy(model, data: QAEncoded, *, batch_size: int = 64) -> dict[str, fl
     hits = []
     with torch.no_grad():
         for start in range(0, len(data.ids), batch_size):
-            ids = data.ids[start:start + batch_size]
-            mask = data.answer_mask[start:start + batch_size]
+            ids = data.ids[start:start + batch_size].to(_device(model))
+            mask = data.answer_mask[start:start + batch_size].to(ids.device)
             pred = model(input_ids=ids).logits[:, :-1].argmax(-1)  # [B, T-1]
             wrong = (pred != ids[:, 1:]) & mask[:, 1:]
-            hits += (~wrong.any(1)).tolist()
+            hits += (~wrong.any(1)).tolist()  # on the CPU from here
     hits = torch.tensor(hits, dtype=torch.float)
     out = {}
     for attribute in dict.fromkeys(data.attributes):
@@ -61,8 +65,9 @@ def finetune_qa(model, data: QAEncoded, cfg: FinetuneConfig):
     for step in range(cfg.steps):
         batch = torch.randint(n, (min(cfg.batch_size, n),), generator=gen)
         width = int(data.answer_mask[batch].nonzero()[:, 1].max()) + 1
-        logits, targets = _answer_logits(tuned, data.ids[batch, :width],
-                                         data.answer_mask[batch, :width])
+        device = _device(tuned)
+        logits, targets = _answer_logits(tuned, data.ids[batch, :width].to(device),
+                                         data.answer_mask[batch, :width].to(device))
         loss = torch.nn.functional.cross_entropy(logits, targets)
         for group in opt.param_groups:  # linear decay to zero
             group["lr"] = cfg.lr * (1 - step / cfg.steps)
