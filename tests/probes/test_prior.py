@@ -46,7 +46,7 @@ def test_spearman_and_bootstrap_interval():
     assert c.rho < -0.5 and c.significant and c.ci_high < 0
     noise = np.tile([True, False], 200)  # every value wrong half the time
     c = error_prior_correlation(noise, lp, values, n_boot=300)
-    assert not c.significant and c.ci_low < 0 < c.ci_high
+    assert not c.significant and c.rho == pytest.approx(0) and c.ci_low <= 0 <= c.ci_high
     assert spearman(np.ones(5), np.arange(5.0)) is None
     assert error_prior_correlation(np.zeros(400, bool), lp, values).rho is None
 
@@ -86,7 +86,7 @@ def test_planted_prior_direction_is_found_at_its_layer(layer):
     # the shuffled prior is not decodable anywhere
     for grid in (control.test_score, control_v.test_score):
         assert max(abs(v) for row in grid for v in row) < 0.3
-    assert abs(dict(zip(control.sites, control.test_score))[f"resid.{layer}"][-1]) < 0.1
+    assert abs(dict(zip(control.sites, control.test_score))[f"resid.{layer}"][-1]) < 0.2
     margin = {s: real.test_score[i][-1] - control.test_score[i][-1]
               for i, s in enumerate(real.sites)}
     assert choose_layers(margin, n_layers=3) == [layer - 1]  # block layer-1 writes resid.layer

@@ -42,6 +42,18 @@ def inhouse(tmp_path_factory):
     return home, run
 
 
+def _cli_in(home, *args, timeout=600):
+    """``workbench ARGS`` in a subprocess on the module's store (``run_cli`` has its own)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, WORKBENCH_HOME=str(home), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "workbench.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+    assert proc.returncode == 0, f"workbench {' '.join(map(str, args))} failed:\n{proc.stderr}"
+    return proc
+
+
 def _weights(directory):
     return load_file(str(directory / "model.safetensors"))
 
@@ -53,11 +65,11 @@ def _check_only_blocks_changed(before: dict, after: dict, blocks: list[int], pre
     assert changed and changed <= inside  # bit-identical outside the chosen blocks
 
 
-def test_inhouse_prior_and_finetune_end_to_end(inhouse, run_cli, monkeypatch):
+def test_inhouse_prior_and_finetune_end_to_end(inhouse, monkeypatch):
     home, run = inhouse
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
-    proc = run_cli("probes", "prior", "prior-tiny", "--task", "count", "--n", "60", "--json",
-                   check=True)
+    proc = _cli_in(home, "probes", "prior", "prior-tiny", "--task", "count", "--n", "60",
+                   "--json")
     out = json.loads(proc.stdout)
     assert set(out["accuracy_by_bin"]) == {"common", "medium", "rare"}
     assert out["sites"] == ["resid.0", "resid.1", "resid.2"] and len(out["r2"][0]) == 3
@@ -69,9 +81,9 @@ def test_inhouse_prior_and_finetune_end_to_end(inhouse, run_cli, monkeypatch):
     store = RunStore(home)
     assert out["stored_as"] in store.results(run.run_id, "probes")
 
-    proc = run_cli("probes", "prior-finetune", "prior-tiny", "--task", "count", "--layers",
-                   "1", "--steps", "3", "--n", "40", "--n-eval", "30", "--held-out", "3,8,10",
-                   "--name", "tuned", "--json", check=True)
+    proc = _cli_in(home, "probes", "prior-finetune", "prior-tiny", "--task", "count",
+                   "--layers", "1", "--steps", "3", "--n", "40", "--n-eval", "30",
+                   "--held-out", "3,8,10", "--name", "tuned", "--json")
     ft = json.loads(proc.stdout)
     assert ft["layers"] == [1] and ft["control_layers"] == [0]
     for key in ("before", "localised", "other_layers", "all_layers", "instruction_baseline"):
