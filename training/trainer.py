@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from training import checkpoints as ckpt
+from training import schedule
 from training.config import RunConfig, TrainConfig
 from training.datasets import IGNORE, EncodedTask
 from training.distributed import (SINGLE, DistContext, barrier, full_tensor, shard,
@@ -54,14 +55,8 @@ class TrainResult:
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate for update number ``step`` (0-based): linear warm-up, then the schedule."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    span = max(cfg.steps - cfg.warmup_steps, 1)
-    progress = min((step - cfg.warmup_steps) / span, 1.0)
-    floor = cfg.lr * cfg.min_lr_ratio
-    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return schedule.lr_at(step, lr=cfg.lr, steps=cfg.steps, warmup_steps=cfg.warmup_steps,
+                          schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio)
 
 
 def checkpoint_steps(cfg: TrainConfig) -> set[int]:

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from training import schedule
 from training.distributed import SINGLE, DistContext, barrier, full_tensor, wrap
 from training.lm import flops, series
 from training.lm.config import LMModelConfig, PretrainConfig
@@ -52,22 +53,11 @@ class PretrainResult:
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Learning rate of update ``step`` (0-based): linear warm-up, then cosine to
-    ``min_lr_ratio * lr``, or WSD (constant, then a linear decay over the last
-    ``decay_frac`` of the steps), or constant."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    floor = cfg.lr * cfg.min_lr_ratio
-    if cfg.schedule == "constant":
-        return cfg.lr
-    if cfg.schedule == "wsd":
-        decay_start = cfg.steps - int(round(cfg.decay_frac * cfg.steps))
-        if step < decay_start:
-            return cfg.lr
-        progress = (step - decay_start + 1) / max(cfg.steps - decay_start, 1)
-        return cfg.lr + (floor - cfg.lr) * progress
-    progress = min((step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1), 1.0)
-    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    """Learning rate of update ``step`` (0-based): :func:`training.schedule.lr_at` on the
+    run's warm-up, schedule, floor and WSD decay fraction."""
+    return schedule.lr_at(step, lr=cfg.lr, steps=cfg.steps, warmup_steps=cfg.warmup_steps,
+                          schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio,
+                          decay_frac=cfg.decay_frac)
 
 
 def resolve_device(cfg: PretrainConfig, ctx: DistContext) -> torch.device:
