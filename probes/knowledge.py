@@ -64,9 +64,14 @@ class KnowledgeConfig:
             raise UserError(f"--qa-fraction must be strictly between 0 and 1, got "
                             f"{self.qa_fraction!r}")
 
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True)
-                              .encode()).hexdigest()[:12]
+    def key(self, *, pretraining_only: bool = False) -> str:
+        """A hash of the config (``pretraining_only``: of the fields the pretrained model
+        depends on, so other probe or finetune settings reuse the same run)."""
+        fields = dataclasses.asdict(self)
+        if pretraining_only:
+            for name in ("finetune_steps", "probe_steps", "p_rank", "q_rank"):
+                fields.pop(name)
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,19 @@ def _overrides(cfg: KnowledgeConfig) -> dict:
             "seed": cfg.seed, **cfg.model}
 
 
+def _earlier_run(store, data: Path):
+    """The pretrain run of this config's data directory, if one was started (newest)."""
+    runs = [r for r in store.list_runs(kind="pretrain")
+            if r.config.get("data") == str(data.resolve())]
+    if not runs:
+        return None
+    run = max(runs, key=lambda r: r.created)
+    if run.status == "running":
+        raise UserError(f"run {run.id} of this configuration is being trained by process "
+                        f"{run.owner}; wait for it or stop it")
+    return run
+
+
 def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
                   progress: bool = False) -> KnowledgeResult:
     """Run the experiment of ``cfg``; the result is stored under the pretrain run."""
@@ -146,15 +164,21 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
     t0 = time.perf_counter()
     people = make_people(cfg.people, seed=cfg.seed)
     split = split_people(people, seed=cfg.seed)
-    root = Path(store.home) / "knowledge" / cfg.key()
+    root = Path(store.home) / "knowledge" / cfg.key(pretraining_only=True)
     data = _prepare_data(cfg, root, people, split)
     seconds["prepare"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
-    run = pretrain(str(data), preset=cfg.preset, overrides=_overrides(cfg), name=name,
-                   store=store, progress=progress)
+    earlier = _earlier_run(store, data)
+    if earlier is not None and earlier.status == "completed":
+        run_id, summary = earlier.id, earlier.summary  # this config was pretrained already
+    else:  # a new run, or the killed run of this config resumed from its last checkpoint
+        run = pretrain(str(data), preset=cfg.preset, overrides=_overrides(cfg), name=name,
+                       store=store, progress=progress,
+                       resume=None if earlier is None else earlier.id)
+        run_id, summary = run.run_id, run.to_json()
     seconds["pretrain"] = round(time.perf_counter() - t0, 2)
-    handle = RunHandle(store, store.get_run(run.run_id))
+    handle = RunHandle(store, store.get_run(run_id))
     # the probes and the QA finetune run where the pretraining ran (CUDA when there is one)
     device = "cuda" if torch.cuda.is_available() and cfg.model.get("device") != "cpu" else "cpu"
     model = load_causal_lm(handle.checkpoint_path("final").parent, device=device)
@@ -195,11 +219,11 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
     seconds["probes"] = round(time.perf_counter() - t0, 2)
 
     result = KnowledgeResult(
-        run_id=run.run_id, config=dataclasses.asdict(cfg), qa_accuracy=qa_test,
+        run_id=run_id, config=dataclasses.asdict(cfg), qa_accuracy=qa_test,
         qa_train_accuracy=qa_train, qa_before_finetune=before, p_probe=p_table.to_json(),
-        q_probe=q_table.to_json(), pretrain={k: run.to_json()[k] for k in (
+        q_probe=q_table.to_json(), pretrain={k: summary.get(k) for k in (
             "steps", "tokens", "train_loss", "val_loss", "wall_seconds")}, seconds=seconds)
-    store.put_result(run.run_id, "knowledge", f"config={cfg.key()}", result.to_json())
+    store.put_result(run_id, "knowledge", f"config={cfg.key()}", result.to_json())
     return result
 
 

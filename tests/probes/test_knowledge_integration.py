@@ -10,14 +10,14 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-TINY = ["--people", "40", "--steps", "60", "--finetune-steps", "40", "--probe-steps", "30",
-        "--vocab-size", "1024", "--batch-size", "16", "--json"]
+PRETRAIN = ["--people", "40", "--steps", "60", "--vocab-size", "1024", "--batch-size", "16",
+            "--augmentation", "multi2+permute+fullname", "--json"]
 
 
 @pytest.mark.parametrize("protocol", ["pretrain-finetune", "mixed"])
 def test_knowledge_run_end_to_end(run_cli, store, protocol):
-    proc = run_cli("probes", "knowledge", "run", "--protocol", protocol, "--augmentation",
-                   "multi2+permute+fullname", *TINY, check=True)
+    proc = run_cli("probes", "knowledge", "run", "--protocol", protocol, *PRETRAIN,
+                   "--finetune-steps", "40", "--probe-steps", "30", check=True)
     out = json.loads(proc.stdout)
     attributes = ["birth_date", "birth_city", "university", "major", "employer",
                   "employer_city"]
@@ -39,3 +39,9 @@ def test_knowledge_run_end_to_end(run_cli, store, protocol):
     if protocol == "pretrain-finetune":
         # finetuning on the train half's QA moves its QA accuracy above the pretrained model's
         assert out["qa_train_accuracy"]["all"] >= out["qa_before_finetune"]["all"]
+    # other probe settings reuse the pretrained run (no second pretraining) and add a result
+    again = json.loads(run_cli("probes", "knowledge", "run", "--protocol", protocol, *PRETRAIN,
+                               "--finetune-steps", "1", "--probe-steps", "2",
+                               check=True).stdout)
+    assert again["run_id"] == out["run_id"] and len(store.list_runs(kind="pretrain")) == 1
+    assert len(store.results(out["run_id"], "knowledge")) == 2
