@@ -8,11 +8,11 @@ refused before loading (``UserError``), not after the machine starts swapping.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.memory import available_memory_bytes
 
 
 # run kinds holding a model: trained on a synthetic task, Transformer Programs compiled to a
@@ -34,18 +34,6 @@ class Target:
     @property
     def task(self) -> str | None:
         return None if self.run is None else self.run.config.get("task")
-
-
-def available_memory_bytes() -> int:
-    """MemAvailable from /proc/meminfo (falls back to total physical memory)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_fits(path: Path, factor: float = 3.0) -> None:

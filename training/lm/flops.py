@@ -17,6 +17,7 @@ import torch
 
 from training.lm.config import LMModelConfig, PretrainConfig
 from workbench.errors import UserError
+from workbench.memory import available_memory_bytes
 
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 
@@ -81,18 +82,11 @@ def estimate_bytes(cfg: LMModelConfig, train: PretrainConfig, seq_len: int, micr
 
 
 def available_bytes(device: torch.device) -> int:
+    """Free memory of ``device``: CUDA's free bytes, else the host's available memory."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return available_memory_bytes()
 
 
 def check_memory(cfg: LMModelConfig, train: PretrainConfig, seq_len: int, micro: int,
