@@ -12,7 +12,7 @@ from typing import Literal
 from workbench.errors import UserError, check_choice
 from workbench.files import read_mapping_file
 from workbench.models import ModelConfig
-from workbench.settings import coerce, parse_settings
+from workbench.settings import apply_section_overrides, parse_settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,24 +106,8 @@ def apply_overrides(sections: dict[str, dict], overrides: dict[str, typing.Any],
     ``section.field``; unknown, ambiguous or derived keys and badly typed values raise.
     """
     kinds = {"task": task_fields, "model": _fields(ModelConfig), "train": _fields(TrainConfig)}
-    for key, value in overrides.items():
-        if "." in key:
-            section, field = key.split(".", 1)
-            if section not in kinds or field not in kinds[section]:
-                raise UserError(f"unknown config key {key!r}")
-        else:
-            owners = [s for s, f in kinds.items() if key in f]
-            if not owners:
-                known = sorted(set().union(*[set(f) for f in kinds.values()]))
-                raise UserError(f"unknown config key {key!r}; keys: {', '.join(known)}")
-            if len(owners) > 1:
-                raise UserError(f"ambiguous config key {key!r}: use "
-                                + " or ".join(f"{o}.{key}" for o in owners))
-            section, field = owners[0], key
-        if section == "model" and field in DERIVED_MODEL_FIELDS:
-            raise UserError(f"{field} is derived from the task's vocabulary and length; "
-                            "it cannot be set")
-        sections[section][field] = coerce(value, kinds[section][field], key)
+    apply_section_overrides(sections, overrides, kinds, derived=DERIVED_MODEL_FIELDS,
+                            derived_from="the task's vocabulary and length")
 
 
 # The one key=value parser lives in the core; this name stays for training.lm's CLI.

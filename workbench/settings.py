@@ -48,6 +48,35 @@ def split_prefixed(settings: dict, prefix: str) -> tuple[dict, dict]:
     return plain, prefixed
 
 
+def apply_section_overrides(sections: dict[str, dict], overrides: dict,
+                            kinds: dict[str, dict[str, typing.Any]], *,
+                            derived: Iterable[str] = (), derived_from: str = "") -> None:
+    """Apply ``key=value`` overrides in place to the config ``sections`` (``{"model": …}``)
+    whose field types are ``kinds`` (section -> field -> annotation).
+
+    A key is a field name of exactly one section or a dotted ``section.field``; unknown or
+    ambiguous keys, the ``derived`` fields of the model section (computed from
+    ``derived_from``) and badly typed values raise :class:`UserError`.
+    """
+    for key, value in overrides.items():
+        if "." in key:
+            section, field = key.split(".", 1)
+            if section not in kinds or field not in kinds[section]:
+                raise UserError(f"unknown config key {key!r}")
+        else:
+            owners = [s for s, f in kinds.items() if key in f]
+            if not owners:
+                known = sorted(set().union(*[set(f) for f in kinds.values()]))
+                raise UserError(f"unknown config key {key!r}; keys: {', '.join(known)}")
+            if len(owners) > 1:
+                raise UserError(f"ambiguous config key {key!r}: use "
+                                + " or ".join(f"{o}.{key}" for o in owners))
+            section, field = owners[0], key
+        if section == "model" and field in derived:
+            raise UserError(f"{field} is derived from {derived_from}; it cannot be set")
+        sections[section][field] = coerce(value, kinds[section][field], key)
+
+
 def _text_items(text: str) -> list[str]:
     items: list[str] = []
     for line in text.splitlines():

@@ -15,9 +15,9 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from training.tasks.registry import coerce
 from workbench.errors import UserError, check_choice
 from workbench.files import read_mapping_file
+from workbench.settings import apply_section_overrides
 
 FAMILIES = {
     # (positions, norm, mlp, bias) -> Hugging Face family
@@ -195,20 +195,8 @@ def apply_overrides(sections: dict[str, dict], overrides: dict) -> None:
     one section (``lr``, ``d_model``) or ``section.field``; unknown keys raise."""
     kinds = {"model": typing.get_type_hints(LMModelConfig),
              "train": typing.get_type_hints(PretrainConfig)}
-    for key, value in overrides.items():
-        if "." in key:
-            section, field = key.split(".", 1)
-            if section not in kinds or field not in kinds[section]:
-                raise UserError(f"unknown config key {key!r}")
-        else:
-            owners = [s for s, f in kinds.items() if key in f]
-            if not owners:
-                known = sorted(set(kinds["model"]) | set(kinds["train"]))
-                raise UserError(f"unknown config key {key!r}; keys: {', '.join(known)}")
-            section, field = owners[0], key
-        if section == "model" and field in DERIVED:
-            raise UserError(f"{field} is derived from the data's tokenizer; it cannot be set")
-        sections[section][field] = coerce(value, kinds[section][field], key)
+    apply_section_overrides(sections, overrides, kinds, derived=DERIVED,
+                            derived_from="the data's tokenizer")
 
 
 def read_config_file(path: str) -> dict:
