@@ -13,7 +13,7 @@ from training.config import DERIVED_MODEL_FIELDS, TrainConfig
 from training.presets import presets_for
 from training.tasks import get_task_class
 from training.trainer import TrainingFailed
-from workbench.cli import emit
+from workbench.cli import HelpWithKeys, emit
 from workbench.errors import UserError
 from workbench.models import ModelConfig
 from workbench.settings import parse_settings
@@ -36,36 +36,28 @@ def _tasks(args) -> int:
     return 0
 
 
-class _TrainHelp(argparse.Action):
-    """``--help`` that also lists the config keys of the task named before it."""
-
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
-                 help=None):
-        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        parser.print_help()
-        print("\nconfig keys for --set key=value (or section.key):")
-        print("  train: " + ", ".join(f.name for f in dataclasses.fields(TrainConfig)))
-        model_keys = [f.name for f in dataclasses.fields(ModelConfig)
-                      if f.name not in DERIVED_MODEL_FIELDS]
-        print("  model: " + ", ".join(model_keys))
-        task = getattr(namespace, "task", None)
-        if task:
-            try:
-                cls = get_task_class(task)
-                print(f"  task ({task}): " + ", ".join(p["name"] for p in cls.parameters()))
-                print(f"  presets: {', '.join(sorted(presets_for(task)))}")
-            except UserError as exc:
-                print(f"  ({exc})")
-        else:
-            print("  task: see `workbench train TASK --help` or `workbench tasks`")
-        parser.exit()
+def _print_train_keys(namespace) -> None:
+    """The config keys of ``workbench train``, with those of the task named before --help."""
+    print("  train: " + ", ".join(f.name for f in dataclasses.fields(TrainConfig)))
+    model_keys = [f.name for f in dataclasses.fields(ModelConfig)
+                  if f.name not in DERIVED_MODEL_FIELDS]
+    print("  model: " + ", ".join(model_keys))
+    task = getattr(namespace, "task", None)
+    if task:
+        try:
+            cls = get_task_class(task)
+            print(f"  task ({task}): " + ", ".join(p["name"] for p in cls.parameters()))
+            print(f"  presets: {', '.join(sorted(presets_for(task)))}")
+        except UserError as exc:
+            print(f"  ({exc})")
+    else:
+        print("  task: see `workbench train TASK --help` or `workbench tasks`")
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a transformer on a task", add_help=False)
-    p.add_argument("-h", "--help", action=_TrainHelp, help="show this help and the config keys")
+    p.add_argument("-h", "--help", action=HelpWithKeys, keys=_print_train_keys,
+                   help="show this help and the config keys")
     p.add_argument("task", nargs="?", metavar="TASK", help="a task from `workbench tasks`")
     p.add_argument("--preset", default="default", help="preset name (default, tiny, ...)")
     p.add_argument("--config", dest="config_file", metavar="FILE",

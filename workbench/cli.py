@@ -40,6 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class HelpWithKeys(argparse.Action):
+    """``--help`` that also lists the config keys: ``keys(namespace)`` prints them (the
+    arguments parsed before ``--help``, e.g. a task, are in ``namespace``)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None, *, keys):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.keys = keys
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        print("\nconfig keys for --set key=value (or section.key):")
+        self.keys(namespace)
+        parser.exit()
+
+
 def emit(obj, as_json: bool, text: str | None = None) -> None:
     """Print ``obj`` as one JSON object (``--json``) or ``text`` for people."""
     if as_json:

@@ -12,7 +12,7 @@ import sys
 from training.config import parse_set_args
 from training.lm.config import DERIVED, PRESETS, LMModelConfig, PretrainConfig
 from training.lm.prepare import DEFAULT_CHUNK_BYTES, DEFAULT_SHARD_TOKENS
-from workbench.cli import emit
+from workbench.cli import HelpWithKeys, emit
 from workbench.errors import UserError
 
 
@@ -55,27 +55,19 @@ def _prepare(args) -> int:
     return 0
 
 
-class _Help(argparse.Action):
-    """``--help`` that also lists the config keys and presets."""
-
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
-                 help=None):
-        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        parser.print_help()
-        print("\nconfig keys for --set key=value (or section.key):")
-        print("  model: " + ", ".join(f.name for f in dataclasses.fields(LMModelConfig)
-                                      if f.name not in DERIVED))
-        print("  train: " + ", ".join(f.name for f in dataclasses.fields(PretrainConfig)))
-        print("presets: " + ", ".join(PRESETS))
-        parser.exit()
+def _print_pretrain_keys(namespace) -> None:
+    """The config keys and presets of ``workbench pretrain``."""
+    print("  model: " + ", ".join(f.name for f in dataclasses.fields(LMModelConfig)
+                                  if f.name not in DERIVED))
+    print("  train: " + ", ".join(f.name for f in dataclasses.fields(PretrainConfig)))
+    print("presets: " + ", ".join(PRESETS))
 
 
 def register_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pretrain a language model on prepared data",
                        add_help=False)
-    p.add_argument("-h", "--help", action=_Help, help="show this help and the config keys")
+    p.add_argument("-h", "--help", action=HelpWithKeys, keys=_print_pretrain_keys,
+                   help="show this help and the config keys")
     p.add_argument("--data", metavar="DATA", help="a directory made by `workbench data prepare`")
     p.add_argument("--preset", default="tiny", help=f"one of {', '.join(PRESETS)}")
     p.add_argument("--config", dest="config_file", metavar="FILE",
