@@ -34,10 +34,7 @@ def save(store: RunStore, run_id: str, config: RunConfig, model: torch.nn.Module
     first, a collective every rank joins; only the rank with ``write`` writes."""
     names = [n for n, _ in model.named_parameters()]
     weights = {k: full_tensor(v) for k, v in model.state_dict().items()}
-    opt_tensors: dict[str, torch.Tensor] = {}
-    for name, param in zip(names, _params(optimizer)):
-        for key, value in optimizer.state.get(param, {}).items():
-            opt_tensors[f"{name}::{key}"] = full_tensor(torch.as_tensor(value)).clone()
+    opt_tensors = optimizer_tensors(names, optimizer, to_cpu=False)
     if not write:
         return
     meta = {"step": step, "model": config.model.to_dict(), "vocab": data.vocab_json(),
@@ -63,19 +60,7 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module,
     weights, _ = load_checkpoint(weights_path(store, run_id, step))
     current = model.state_dict()
     model.load_state_dict({k: shard_like(v, current[k]) for k, v in weights.items()})
-    names = [n for n, _ in model.named_parameters()]
-    if names != meta["params"]:
-        raise UserError("the run's resume state does not match its model")
-    for name, param in zip(names, _params(optimizer)):
-        state = {}
-        for key in ("step", "exp_avg", "exp_avg_sq"):
-            full = f"{name}::{key}"
-            if full in opt_tensors:
-                value = opt_tensors[full]
-                state[key] = value.to(param.device) if key == "step" else shard_like(value,
-                                                                                    param)
-        if state:
-            optimizer.state[param] = state
+    load_optimizer_tensors(model, optimizer, opt_tensors, meta["params"])
     if not prune:
         return step, float(meta.get("elapsed", 0.0))
     # Checkpoints written after the resume point (killed before its resume file) are dropped.
@@ -94,3 +79,35 @@ def checkpoint_steps_of(store: RunStore, run_id: str) -> list[int]:
 
 def _params(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
     return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def optimizer_tensors(names: list[str], optimizer: torch.optim.Optimizer, *,
+                      to_cpu: bool) -> dict[str, torch.Tensor]:
+    """AdamW state as whole tensors keyed ``"<param name>::<state key>"`` (``names`` in
+    parameter order); sharded state is gathered, a collective every rank joins. ``to_cpu``
+    copies each tensor to host memory as it is gathered."""
+    out: dict[str, torch.Tensor] = {}
+    for name, param in zip(names, _params(optimizer)):
+        for key, value in optimizer.state.get(param, {}).items():
+            whole = full_tensor(torch.as_tensor(value))
+            out[f"{name}::{key}"] = whole.detach().cpu().clone() if to_cpu else whole.clone()
+    return out
+
+
+def load_optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           tensors: dict[str, torch.Tensor], saved_names: list[str]) -> None:
+    """Put :func:`optimizer_tensors`' output back into ``optimizer`` (sharded like its
+    parameters); the saved parameter names must be the model's."""
+    names = [n for n, _ in model.named_parameters()]
+    if names != saved_names:
+        raise UserError("the run's resume state does not match its model")
+    for name, param in zip(names, _params(optimizer)):
+        state = {}
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            full = f"{name}::{key}"
+            if full in tensors:
+                value = tensors[full]
+                state[key] = value.to(param.device) if key == "step" else shard_like(value,
+                                                                                    param)
+        if state:
+            optimizer.state[param] = state

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
+from training.checkpoints import load_optimizer_tensors, optimizer_tensors
 from training.distributed import full_tensor, shard_like
 from training.lm.hf_export import WEIGHTS, read_hf_dir, write_hf_dir
 from workbench.checkpoint import load_checkpoint, save_checkpoint
-from workbench.errors import UserError
 from workbench.store import RunStore
 
 _STEP_RE = re.compile(r"^step_(\d+)$")
@@ -33,20 +33,13 @@ def checkpoint_dir(store: RunStore, run_id: str, step: int) -> Path:
     return store.layout(run_id).model_dir(step)
 
 
-def _params(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
-    return [p for group in optimizer.param_groups for p in group["params"]]
-
-
 def save(store: RunStore, run_id: str, model: torch.nn.Module, optimizer, step: int,
          elapsed: float, tokenizer, meta: dict, *, write: bool) -> None:
     """Checkpoint ``step``: gathers sharded tensors (a collective every rank joins); only the
     rank with ``write`` writes."""
     names = [n for n, _ in model.named_parameters()]
     state = {k: full_tensor(v).detach().cpu() for k, v in model.state_dict().items()}
-    opt: dict[str, torch.Tensor] = {}
-    for name, param in zip(names, _params(optimizer)):
-        for key, value in optimizer.state.get(param, {}).items():
-            opt[f"{name}::{key}"] = full_tensor(torch.as_tensor(value)).detach().cpu().clone()
+    opt = optimizer_tensors(names, optimizer, to_cpu=True)
     if not write:
         return
     directory = write_hf_dir(checkpoint_dir(store, run_id, step), model.cfg, state, tokenizer,
@@ -71,18 +64,7 @@ def restore(store: RunStore, run_id: str, model: torch.nn.Module, optimizer, *,
     _, weights, _ = read_hf_dir(checkpoint_dir(store, run_id, step))
     current = model.state_dict()
     model.load_state_dict({k: shard_like(weights[k], v) for k, v in current.items()})
-    names = [n for n, _ in model.named_parameters()]
-    if names != meta["params"]:
-        raise UserError("the run's resume state does not match its model")
-    for name, param in zip(names, _params(optimizer)):
-        state = {}
-        for key in ("step", "exp_avg", "exp_avg_sq"):
-            value = opt.get(f"{name}::{key}")
-            if value is not None:
-                state[key] = value.to(param.device) if key == "step" else shard_like(value,
-                                                                                    param)
-        if state:
-            optimizer.state[param] = state
+    load_optimizer_tensors(model, optimizer, opt, meta["params"])
     torch.set_rng_state(opt["rng::cpu"])
     if "rng::cuda" in opt and torch.cuda.is_available():
         torch.cuda.set_rng_state(opt["rng::cuda"])
