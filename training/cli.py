@@ -15,6 +15,7 @@ from training.tasks import get_task_class
 from training.trainer import TrainingFailed
 from workbench.cli import HelpWithKeys, emit
 from workbench.errors import UserError
+from workbench.lifecycle import raise_interrupt
 from workbench.models import ModelConfig
 from workbench.settings import parse_settings
 
@@ -76,7 +77,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 def _train(args) -> int:
     # A job cancelled with SIGTERM stops like Ctrl-C (also before the run lifecycle starts).
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     if args.resume and (args.task or args.overrides or args.config_file or args.data):
         raise UserError("--resume continues a run with its own config; "
                         "give no task, --set, --config or --data with it")
@@ -103,7 +104,3 @@ def _train(args) -> int:
             f"  checkpoint {result.checkpoint}")
     emit(result.to_json(), args.json, text)
     return 0
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt

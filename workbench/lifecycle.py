@@ -71,7 +71,7 @@ class RunLifecycle:
                             f"{'resumed' if self.resume else 'started'}")
         self.store.set_status(self.run_id, RUNNING)
         if threading.current_thread() is threading.main_thread():
-            self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+            self._old_term = signal.signal(signal.SIGTERM, raise_interrupt)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -104,5 +104,6 @@ def failure_message(exc: BaseException) -> str:
     return text[:500]
 
 
-def _raise_interrupt(signum, frame):
+def raise_interrupt(signum, frame):
+    """SIGTERM handler: a cancelled job stops like Ctrl-C (one meaning: ``cancelled``)."""
     raise KeyboardInterrupt

@@ -14,6 +14,7 @@ from training.lm.config import DERIVED, PRESETS, LMModelConfig, PretrainConfig
 from training.lm.prepare import DEFAULT_CHUNK_BYTES, DEFAULT_SHARD_TOKENS
 from workbench.cli import HelpWithKeys, emit
 from workbench.errors import UserError
+from workbench.lifecycle import raise_interrupt
 
 
 def register_data(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +87,7 @@ def _pretrain(args) -> int:
     from training.lm.api import pretrain
     from training.trainer import TrainingFailed
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a cancelled job stops like Ctrl-C
+    signal.signal(signal.SIGTERM, raise_interrupt)  # a cancelled job stops like Ctrl-C
     if args.resume and (args.data or args.overrides or args.config_file):
         raise UserError("--resume continues a run with its own config; "
                         "give no --data, --set or --config with it")
@@ -114,7 +115,3 @@ def _pretrain(args) -> int:
             f"  model {result.output_dir}")
     emit(result.to_json(), args.json, text)
     return 0
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
