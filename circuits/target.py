@@ -52,13 +52,9 @@ def load_target(ref: str, store=None, device: str | None = None) -> Target:
     """Resolve ``ref``: an existing directory (Hugging Face format) or a run id/name."""
     path = Path(str(ref)).expanduser()
     if path.is_dir():
-        from workbench.models import load_hf_bridge
+        from workbench.models import load_hf_bridge, quiet_transformers
         check_fits(path)
-        try:  # progress bars would break the CLI's one-line errors and JSON output
-            from transformers.utils import logging as hf_logging
-            hf_logging.disable_progress_bar()
-        except ImportError:
-            pass
+        quiet_transformers()
         bridge = load_hf_bridge(path, device=device)
         tok = getattr(bridge, "tokenizer", None)
         vocab = dict(tok.get_vocab()) if tok is not None else {}

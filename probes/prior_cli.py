@@ -62,8 +62,9 @@ def _task(args):
 
 
 def _model(args):
-    from probes.sources import _quiet_transformers, load_model
-    _quiet_transformers()  # no load bars around the one-line errors and the JSON
+    from probes.sources import load_model
+    from workbench.models import quiet_transformers
+    quiet_transformers()  # no load bars around the one-line errors and the JSON
     path = Path(args.model).expanduser()
     if path.is_dir() and not any((path / f).is_file() for f in
                                  ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):

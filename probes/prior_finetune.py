@@ -163,8 +163,8 @@ def evaluate(model, task: PriorTask, enc: Encoder, cfg: FinetuneConfig, prior: d
 
 
 def load_causal_lm(directory: Path, device=None):
-    from probes.sources import _quiet_transformers
-    _quiet_transformers()
+    from workbench.models import quiet_transformers
+    quiet_transformers()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(str(directory), torch_dtype=torch.float32)

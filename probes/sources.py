@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from workbench.errors import UserError
+from workbench.models import quiet_transformers
 
 DATASETS = ("train", "test", "all")
 MODEL_RUN_KINDS = ("train", "compiled", "pretrain", "prior-finetune")
@@ -56,19 +57,10 @@ def config_hash(config: dict) -> str:
                           ).hexdigest()[:16]
 
 
-def _quiet_transformers() -> None:
-    try:  # load bars and notices would break the CLI's one-line errors and JSON output
-        from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
-
-
 def _dir_tokenizer(path: Path):
     if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
         return None
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(str(path))
 
@@ -93,7 +85,7 @@ def load_model(ref: str, *, step: int | str = "final", store=None,
     path = Path(str(ref)).expanduser()
     if path.is_dir():
         from workbench.models import load_hf_bridge
-        _quiet_transformers()
+        quiet_transformers()
         bridge = load_hf_bridge(path, device=device)
         cfg_text = (path / "config.json").read_text()
         return ModelSource(bridge=bridge, name=str(path.resolve()), run_id=None, step=None,
@@ -107,7 +99,7 @@ def load_model(ref: str, *, step: int | str = "final", store=None,
         raise UserError(f"run {handle.id} has no checkpoints")
     step = steps[-1] if step in ("final", "latest", None) else step
     handle.checkpoint_path(step)  # a UserError names a missing step
-    _quiet_transformers()  # a pretrain run's checkpoint is a Hugging Face directory
+    quiet_transformers()  # a pretrain run's checkpoint is a Hugging Face directory
     bridge = handle.model(step, device=device)
     tokenizer = getattr(bridge, "tokenizer", None) or _dir_tokenizer(handle.directory)
     model_cfg = handle.config.get("model")

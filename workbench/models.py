@@ -153,6 +153,17 @@ def as_bridge(model):
     return bridge
 
 
+def quiet_transformers() -> None:
+    """No Hugging Face load bars or notices: a command's stderr is for its one-line errors and
+    its stdout for JSON."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def load_hf_bridge(path: str | os.PathLike, *, device: str | None = None,
                    dtype: torch.dtype | None = None):
     """Boot a Hugging Face-format model directory offline as a ``TransformerBridge``.

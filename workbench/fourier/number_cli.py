@@ -16,15 +16,11 @@ from workbench.errors import UserError
 
 def load_model(ref: str):
     """``(bridge, tokenizer, description)`` for a model directory or a stored run."""
-    from workbench.models import load_hf_bridge
+    from workbench.models import load_hf_bridge, quiet_transformers
 
     path = Path(ref).expanduser()
     if path.is_dir():
-        # A command's stderr is for its one-line errors: no load progress bars or HF notices.
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
+        quiet_transformers()
         bridge = load_hf_bridge(path)
         return bridge, bridge.tokenizer, str(path)
     if path.exists():
