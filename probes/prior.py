@@ -42,6 +42,20 @@ RULE = ("the k = max(1, n_layers // 4) blocks whose output residual (resid.b+1) 
         "largest held-out R² margin over the shuffled-prior control at the last prompt "
         "position")
 POSITIONS = "-3,-2,-1"
+RESULT_KIND = "prior"  # run-store result kind of the analysis, on the model's run
+
+
+def result_key(task: str, step) -> str:
+    """The run-store key of a prior analysis: ``task=<task> step=<step>``."""
+    return f"task={task} step={step}"
+
+
+def store_prior_result(store, run_id: str, payload: dict) -> str:
+    """Record a :meth:`PriorResult.to_json` payload as result ``(prior, task=T step=S)`` of
+    ``run_id``; returns the key."""
+    key = result_key(payload["task"], payload["model"]["step"])
+    store.put_result(run_id, RESULT_KIND, key, payload)
+    return key
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -103,9 +103,8 @@ def _prior(args) -> int:
     result = prior_analysis(model, task, n=args.n, seed=args.seed, l2=args.l2,
                             positions=args.positions, device=args.device).to_json()
     if not args.no_store and model.run_id:
-        from probes.cli import store_result
-        result["stored_as"] = store_result(result, [f"prior task={task.name}",
-                                                    f"step={model.step}"])
+        from probes.prior import store_prior_result
+        result["stored_as"] = store_prior_result(model.run.store, model.run_id, result)
     emit(result, args.json, _text(result))
     return 0
 
@@ -142,6 +141,9 @@ def _finetune(args) -> int:
     layers = _layers(args.layers, model.n_layers)
     analysis = prior_analysis(model, task, n=args.n, seed=args.seed, l2=args.l2,
                               positions=args.positions, device=args.device)
+    if model.run_id:  # the analysis behind the choice, as `probes prior` stores it
+        from probes.prior import store_prior_result
+        store_prior_result(model.run.store, model.run_id, analysis.to_json())
     layers = layers or analysis.localised_layers
     # the control: as many other blocks, those whose output carries the least prior
     margins = {int(s.split(".")[1]) - 1: m for s, m in zip(analysis.sites, analysis.margin)
@@ -162,10 +164,11 @@ def _finetune(args) -> int:
         source, store, parent = Path(args.model).expanduser().resolve(), RunStore(), None
     if not (source / "config.json").is_file():
         raise UserError(f"run {args.model} is not a language model in Hugging Face format")
+    localisation = {"sites": analysis.sites, "margin": analysis.margin, "rule": analysis.rule,
+                    "localised_layers": analysis.localised_layers}
     result = prior_finetune(source, model.tokenizer, task, cfg, prior, control, store=store,
-                            parent=parent, name=args.name, device=args.device).to_json()
-    result["localisation"] = {"sites": analysis.sites, "margin": analysis.margin,
-                              "rule": analysis.rule}
+                            parent=parent, name=args.name, device=args.device,
+                            localisation=localisation).to_json()
     lines = [f"run {result['run_id']}: finetuned blocks {layers} of {args.model} "
              f"({args.steps} steps); held-out values {', '.join(held)}",
              f"{'':<22}{'held-out acc':>13}{'all acc':>9}{'Spearman':>10}  CI"]

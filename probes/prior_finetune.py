@@ -34,7 +34,12 @@ from probes.prior_scoring import (Encoder, accuracy_by_bin, check_bins, error_pr
 from training.corpora.prior_tasks import PriorTask
 from workbench.errors import UserError
 
-KIND = "prior-finetune"
+KIND = "prior-finetune"  # run kind of the finetuned model
+RESULT_KIND = "prior_finetune"  # run-store result kind, on the finetune run, key task=<task>
+
+
+def result_key(task: str) -> str:
+    return f"task={task}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,6 +206,7 @@ class FinetuneResult:
     all_layers: dict
     instruction_baseline: dict
     checkpoint: str | None
+    localisation: dict | None = None  # sites, probe margins and rule behind ``layers``
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -208,7 +214,8 @@ class FinetuneResult:
 
 def prior_finetune(source_dir: Path, tokenizer, task: PriorTask, cfg: FinetuneConfig,
                    prior: dict, control_layers: list[int], *, store=None, parent=None,
-                   name=None, device=None) -> FinetuneResult:
+                   name=None, device=None, localisation: dict | None = None
+                   ) -> FinetuneResult:
     """Finetune ``cfg.layers`` of the model in ``source_dir``, the controls beside it, and save
     the localised model as a run when ``store`` is given (validation first: nothing is
     written on bad input)."""
@@ -228,21 +235,25 @@ def prior_finetune(source_dir: Path, tokenizer, task: PriorTask, cfg: FinetuneCo
         results[key] = evaluate(other, task, enc, cfg, prior, device=device)
         del other
     run_id = checkpoint = None
-    if store is not None:
-        run = store.create_run(kind=KIND, task=task.name, name=name, parent=parent,
-                               config={**cfg.to_dict(), "source": str(source_dir),
-                                       "parent": parent, "control_layers": control_layers})
-        run_id = run.id
-        with store.lifecycle(run_id) as life:
-            target = save_model_dir(tuned.cpu(), tokenizer, source_dir,
-                                    store.layout(run_id).model_dir(cfg.steps))
-            store.add_artifact(run_id, target / "model.safetensors", "checkpoint",
-                               step=cfg.steps)
-            checkpoint = str(target)
-            life.summary = {k: {"held_out_accuracy": v["held_out_accuracy"],
-                                "rho": v["correlation"]["rho"]} for k, v in results.items()}
+    if store is None:
+        return FinetuneResult(run_id=None, task=task.name, config=cfg.to_dict(),
+                              layers=list(cfg.layers), control_layers=list(control_layers),
+                              checkpoint=None, localisation=localisation, **results)
+    run = store.create_run(kind=KIND, task=task.name, name=name, parent=parent,
+                           config={**cfg.to_dict(), "source": str(source_dir),
+                                   "parent": parent, "control_layers": control_layers})
+    run_id = run.id
+    with store.lifecycle(run_id) as life:
+        target = save_model_dir(tuned.cpu(), tokenizer, source_dir,
+                                store.layout(run_id).model_dir(cfg.steps))
+        store.add_artifact(run_id, target / "model.safetensors", "checkpoint", step=cfg.steps)
+        checkpoint = str(target)
+        result = FinetuneResult(run_id=run_id, task=task.name, config=cfg.to_dict(),
+                                layers=list(cfg.layers), control_layers=list(control_layers),
+                                checkpoint=checkpoint, localisation=localisation, **results)
         (store.layout(run_id).root / "prior_finetune.json").write_text(
             json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return FinetuneResult(run_id=run_id, task=task.name, config=cfg.to_dict(),
-                          layers=list(cfg.layers), control_layers=list(control_layers),
-                          checkpoint=checkpoint, **results)
+        store.put_result(run_id, RESULT_KIND, result_key(task.name), result.to_json())
+        life.summary = {k: {"held_out_accuracy": v["held_out_accuracy"],
+                            "rho": v["correlation"]["rho"]} for k, v in results.items()}
+    return result

@@ -79,7 +79,10 @@ def test_inhouse_prior_and_finetune_end_to_end(inhouse, monkeypatch):
     assert corpus["10"] == 12.0 and corpus["7"] == 1.0
     from workbench.store import RunStore
     store = RunStore(home)
-    assert out["stored_as"] in store.results(run.run_id, "probes")
+    # the storage contract the browser page reads: kind "prior", key "task=<task> step=<step>"
+    assert out["stored_as"] == "task=count step=30"
+    stored = store.get_result(run.run_id, "prior", "task=count step=30")
+    assert stored["localised_layers"] == out["localised_layers"] and stored["r2"] == out["r2"]
 
     proc = _cli_in(home, "probes", "prior-finetune", "prior-tiny", "--task", "count",
                    "--layers", "1", "--steps", "3", "--n", "40", "--n-eval", "30",
@@ -91,6 +94,11 @@ def test_inhouse_prior_and_finetune_end_to_end(inhouse, monkeypatch):
     new = store.get_run("tuned")
     assert new.kind == "prior-finetune" and new.parent == run.run_id
     assert new.status == "completed" and new.config["held_out"] == ["3", "8", "10"]
+    assert new.config["parent"] == run.run_id
+    stored = store.get_result(new.id, "prior_finetune", "task=count")
+    assert stored["run_id"] == new.id and stored["localised"] == ft["localised"]
+    assert stored["layers"] == [1] and stored["localisation"]["sites"] == out["sites"]
+    assert (home / "runs" / new.id / "prior_finetune.json").is_file()
     import workbench
     bridge = workbench.load_run("tuned").model()  # loadable like any other run
     assert bridge.cfg.n_layers == 2
@@ -133,7 +141,9 @@ def test_hf_directory_prior_and_finetune(tiny_llama, run_cli, store):
     ft = json.loads(proc.stdout)
     assert ft["layers"] == out["localised_layers"] and len(ft["control_layers"]) == 1
     run = store.get_run(ft["run_id"])
-    assert run.kind == "prior-finetune" and run.parent is None
+    assert run.kind == "prior-finetune" and run.parent is None and run.config["parent"] is None
+    assert store.get_result(run.id, "prior_finetune", "task=count-words")["before"] \
+        == ft["before"]
     from pathlib import Path
     _check_only_blocks_changed(before, _weights(Path(ft["checkpoint"])), ft["layers"],
                                "model.layers.")
