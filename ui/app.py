@@ -27,7 +27,7 @@ from workbench.store import RunStore
 
 HERE = Path(__file__).parent
 # the capability sub-packages of ui/, in top-bar order
-CAPABILITIES = ("runs", "fourier", "programs", "circuits", "pretrain")
+CAPABILITIES = ("runs", "fourier", "programs", "circuits", "pretrain", "probes", "prior")
 
 
 def capability_packages() -> list:

@@ -23,6 +23,9 @@ CAPABILITY_WIDGETS = {
     "SearchWidget": "ui.circuits.widgets",
     "CurvesWidget": "ui.circuits.widgets",
     "PretrainWidget": "ui.pretrain.widgets",
+    "ProbesWidget": "ui.probes.widgets",
+    "KnowledgeWidget": "ui.probes.widgets",
+    "PriorWidget": "ui.prior.widgets",
 }
 
 

@@ -1,0 +1,184 @@
+"""The prior form's logic (``/prior``): checking its values with the rules ``workbench probes
+prior`` / ``prior-finetune`` apply (the same functions: :func:`training.corpora.prior_tasks.
+prior_task`, :func:`probes.prior_scoring.check_bins`, :func:`probes.prior_finetune.split_values`
+and ``check_layers``, :func:`workbench.store.validate_name`), then starting the CLI command as a
+job. The job row in the store is what the pages follow (status, log tail), so a reload
+re-attaches; the results land in the store where :mod:`ui.prior.results` reads them. Nothing is
+started for an invalid form.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.errors import UserError
+from workbench.jobs import Job, list_jobs, start_job
+from workbench.store import Run, RunStore, validate_name
+
+COMMANDS = ("prior", "prior-finetune")
+MODEL_RUN_KINDS = ("pretrain", "prior-finetune")  # runs whose checkpoints are HF directories
+TASK_NAMES = ("count", "acronym", "count-words", "acronym-words")
+FIELDS = ("model", "task", "layers", "steps", "held_out", "n", "name")
+
+
+@dataclass
+class Checked:
+    argv: list[str] | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # a FIELDS key or "form"
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def model_runs(store: RunStore) -> list[Run]:
+    """Completed runs whose model a prior task can prompt (Hugging Face checkpoints)."""
+    return [r for r in store.list_runs() if r.kind in MODEL_RUN_KINDS
+            and r.status == "completed" and store.artifacts(r.id, "checkpoint")]
+
+
+def n_layers_of(store: RunStore, ref: str) -> int | None:
+    """Blocks of the model at ``ref`` (run or HF directory), from its ``config.json``; None if
+    that cannot be read (the command itself then checks)."""
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        arts = [a for a in store.artifacts(store.get_run(ref).id, "checkpoint")]
+        if not arts:
+            return None
+        path = (store.run_dir(arts[-1].run_id) / arts[-1].path).parent
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    for key in ("num_hidden_layers", "n_layer", "n_layers"):
+        if isinstance(cfg.get(key), int):
+            return cfg[key]
+    return None
+
+
+def _int(text, name: str, low: int) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise UserError(f"{name} must be a whole number, got {text!r}") from None
+    if value < low:
+        raise UserError(f"{name} must be at least {low}, got {value}")
+    return value
+
+
+def _list(text) -> list[str] | None:
+    values = [v.strip() for v in str(text or "").split(",") if v.strip()]
+    return values or None
+
+
+def _model(store: RunStore, ref: str, command: str) -> str:
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if command == "prior":
+            raise UserError("the page shows stored results, and a directory's analysis is not "
+                            f"stored: run `workbench probes prior {ref} --task T` in a shell, "
+                            "or pick a run")
+        if not (path / "config.json").is_file():
+            raise UserError(f"{ref!r} is not a Hugging Face model directory (no config.json)")
+        if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
+                                                  "tokenizer.model")):
+            raise UserError(f"model directory {ref!r} has no tokenizer (tokenizer.json): prior "
+                            "tasks are text prompts")
+        return str(path.resolve())
+    run = store.get_run(ref)  # UserError names a missing run
+    if run.kind not in MODEL_RUN_KINDS or not store.artifacts(run.id, "checkpoint"):
+        raise UserError(f"run {ref!r} ({run.kind}) has no language-model checkpoint: use a "
+                        "pretrain or prior-finetune run")
+    return run.id
+
+
+def check_form(store: RunStore, command: str, values: dict) -> Checked:
+    """The ``workbench probes COMMAND`` argv for the form ``values`` (keys :data:`FIELDS`), or
+    the errors by field, each one line naming the bad value."""
+    from probes.prior_finetune import check_layers, split_values
+    from probes.prior_scoring import check_bins
+    from training.corpora.prior_tasks import prior_task
+    out = Checked()
+    assert command in COMMANDS, command
+    v = {k: ("" if values.get(k) is None else str(values.get(k)).strip()) for k in FIELDS}
+
+    def check(key, fn):
+        try:
+            return fn()
+        except UserError as exc:
+            out.errors[key] = str(exc)
+
+    model = check("model", lambda: _model(store, v["model"], command) if v["model"] else
+                  _raise("choose a model run (or give a Hugging Face directory)"))
+    task = check("task", lambda: prior_task(v["task"] or "count"))
+    if task is not None:
+        check("task", lambda: check_bins(task))
+    n = check("n", lambda: _int(v["n"] or 600, "prompts", 10))
+    argv = ["probes", command, model or "", "--task", task.name if task else "",
+            "--n", str(n)]
+    if command == "prior-finetune":
+        steps = check("steps", lambda: _int(v["steps"] or 100, "steps", 1))
+        argv += ["--steps", str(steps), "--layers", v["layers"] or "auto"]
+        if (v["layers"] or "auto") != "auto":
+            layers = check("layers", lambda: _layers(v["layers"]))
+            n_layers = n_layers_of(store, model) if model and layers else None
+            if n_layers is not None:
+                check("layers", lambda: check_layers(layers, n_layers))
+        if task is not None:
+            check("held_out", lambda: split_values(task, _list(v["held_out"])))
+        if v["held_out"]:
+            argv += ["--held-out", ",".join(_list(v["held_out"]))]
+        if v["name"]:
+            check("name", lambda: _free_name(store, v["name"]))
+            argv += ["--name", v["name"]]
+    if not out.errors:
+        out.argv = argv + ["--json"]
+    return out
+
+
+def _raise(message: str):
+    raise UserError(message)
+
+
+def _layers(spec: str) -> list[int]:
+    try:
+        return sorted({int(x) for x in _list(spec) or []})
+    except ValueError:
+        raise UserError(f"layers must be auto or block indices like 0,2, got {spec!r}") \
+            from None
+
+
+def _free_name(store: RunStore, name: str) -> None:
+    validate_name(name)
+    if any(r.name == name for r in store.list_runs()):
+        raise UserError(f"a run named {name!r} already exists")
+
+
+def launch(store: RunStore, argv: list[str], env: dict | None = None) -> Job:
+    """Start a checked ``workbench probes prior|prior-finetune`` argv as a job."""
+    assert argv[:1] == ["probes"] and argv[1] in COMMANDS, argv
+    return start_job(list(argv), store=store, env=env)
+
+
+def prior_jobs(store: RunStore, model: str | None = None) -> list[Job]:
+    """The prior jobs in the store, newest first; with ``model`` (a run id), those on it."""
+    out = []
+    for job in list_jobs(store=store):
+        argv = job.argv
+        if len(argv) < 3 or argv[0] != "probes" or argv[1] not in COMMANDS:
+            continue
+        if model is not None and argv[2] != model:
+            continue
+        out.append(job)
+    return out
+
+
+def job_text(job: Job) -> str:
+    """``"prior-finetune on r-1a2b… · running"`` and, once it ended badly, its last line."""
+    text = f"{job.argv[1]} on {job.argv[2]} ({' '.join(job.argv[3:-1])}) · {job.status}"
+    if job.done and job.status != "completed":
+        tail = [ln for ln in job.log_tail(5) if ln.strip()]
+        text += f": {tail[-1]}" if tail else ""
+    return text
