@@ -1,0 +1,270 @@
+"""Probes views: the figure factories read what the store holds (probe fits put there by the
+real fit API and ``probes.cli.store_result``, knowledge results built from the real result
+dataclasses and stored as ``run_knowledge`` stores them), the run page and its callbacks, the
+knowledge form checked like the CLI (nothing started on error), and in headless Chromium the
+pages over those results plus a refused launch."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+
+import pytest
+
+from probes.cli import store_result
+from probes.fit import fit_probes
+from probes.knowledge import KnowledgeConfig, KnowledgeResult
+from probes.knowledge_data import ANCHORS
+from probes.knowledge_probe import ProbeTable
+from tests.probes.helpers import planted
+from training.corpora.bios_templates import ATTRIBUTES
+from ui.figures import has_empty_state
+from ui.probes.figures import BASELINE_TRACES, group_fits, probe_heatmaps, probe_series
+from ui.probes.knowledge_figures import p_probe_curves, q_over_training, q_vs_qa_points, \
+    qa_table
+from ui.probes.data import all_knowledge, fit_results
+from ui.probes.launch import check_form, config_of_argv, job_argv
+
+
+def store_fit(run_id, *, step=None, acts="/acts/one", signal=3.0, seed=0, control=True,
+              baseline=True):
+    """Fit probes on planted activations of ``run_id`` (at ``step``) and store the payload the
+    way ``workbench probes fit`` does; returns the stored key."""
+    acts_mem = planted(n=240, signal=signal, seed=seed)
+    acts_mem.manifest["model"] = {"name": "m", "run_id": run_id, "step": step,
+                                  "config_hash": "x"}
+    payload = fit_probes(acts_mem, "label", control=control, seed=seed).to_json()
+    if baseline:  # the random-init model's fit: no planted signal
+        noise = planted(n=240, signal=0.0, seed=seed + 1)
+        base = fit_probes(noise, "label", seed=seed)
+        payload["random_baseline"] = {"test_score": base.test_score, "best": base.best}
+    payload["acts"] = acts
+    return store_result(payload, [f"step={step}", f"acts={acts}", "target=label",
+                                  "kind=logistic", "split_by=None", f"control={control}"])
+
+
+def knowledge_result(run_id, *, augmentation, protocol, seed, over_training=True):
+    """A knowledge result from the real dataclasses (accuracies drawn at random)."""
+    rnd = random.Random(seed)
+    cfg = KnowledgeConfig(people=40, augmentation=augmentation, protocol=protocol, steps=60)
+
+    def table(anchors, rank):
+        return ProbeTable(anchors=anchors, attributes=ATTRIBUTES,
+                          accuracy=[[rnd.random() for _ in ATTRIBUTES] for _ in anchors],
+                          train_accuracy=[[rnd.random() for _ in ATTRIBUTES] for _ in anchors],
+                          chance=[0.1] * len(ATTRIBUTES), n_train=20, n_test=20, rank=rank)
+
+    qa = {a: rnd.random() for a in ATTRIBUTES}
+    qa["all"] = sum(qa.values()) / len(qa)
+    result = KnowledgeResult(
+        run_id=run_id, config=dataclasses.asdict(cfg), qa_accuracy=qa,
+        qa_train_accuracy=dict(qa), qa_before_finetune=None if protocol == "mixed" else qa,
+        p_probe=table(ANCHORS, 2).to_json(), q_probe=table(("name",), 16).to_json(),
+        pretrain={"steps": 60, "tokens": 1, "train_loss": 1.0, "val_loss": 1.0,
+                  "wall_seconds": 1.0}, seconds={"prepare": 0.1}).to_json()
+    if over_training:
+        steps = [10, 30, 60]
+        result["q_probe_over_training"] = {
+            "steps": steps, "attributes": list(ATTRIBUTES),
+            "accuracy": [[rnd.random() for _ in ATTRIBUTES] for _ in steps]}
+    return f"config={cfg.key()}", result
+
+
+@pytest.fixture
+def results(store, seed):
+    """A trained run with one fit, a 3-checkpoint series and a prior result; two pretrain runs
+    with knowledge results (one without the Q-probe over training)."""
+    run = seed(store, name="tiny")
+    single = store_fit(run.id)
+    for i, step in enumerate((50, 100, 150)):
+        store_fit(run.id, step=step, acts=f"/acts/series/step_{step:08d}", signal=1.0 + i,
+                  seed=i, control=False, baseline=False)
+    store.put_result(run.id, "probes", "prior task=count", {"not": "a fit"})
+    lms = []
+    for name, aug, protocol, over in (("lm-single", "single", "pretrain-finetune", False),
+                                      ("lm-multi", "multi5+permute+fullname", "mixed", True)):
+        lm = store.create_run(kind="pretrain", task="lm", config={"data": name}, name=name)
+        store.set_status(lm.id, "completed")
+        key, payload = knowledge_result(lm.id, augmentation=aug, protocol=protocol,
+                                        seed=len(lms), over_training=over)
+        store.put_result(lm.id, "knowledge", key, payload)
+        lms.append(lm)
+    return {"run": run, "single": single, "lms": lms}
+
+
+def test_fit_figures_draw_the_stored_grids(store, results):
+    run = results["run"]
+    stored = fit_results(store, run.id)
+    assert len(stored) == 4 and not any(k.startswith("prior") for k in stored)
+    groups = group_fits(stored)
+    series = next(g for g in groups if g.is_series)
+    one = next(g for g in groups if not g.is_series)
+    assert series.steps == [50, 100, 150] and one.keys == (results["single"],)
+    payload = store.get_result(run.id, "probes", results["single"])
+    fig = probe_heatmaps(one.latest)
+    assert [t.name for t in fig.data] == ["held-out accuracy", "control task",
+                                          "selectivity (task - control)", "random-init model"]
+    assert [list(map(list, t.z)) for t in fig.data] == [
+        payload["test_score"], payload["control_score"], payload["selectivity"],
+        payload["random_baseline"]["test_score"]]
+    assert list(fig.data[0].y) == payload["sites"] and list(fig.data[0].x) == payload["positions"]
+    from ui.probes.figures import baseline_lines
+    lines = baseline_lines(payload)
+    assert [t.name for t in lines.data] == list(BASELINE_TRACES)
+    assert list(lines.data[0].y) == [max(c) for c in zip(*payload["test_score"])]
+    assert list(lines.data[1].y) == payload["embedding_baseline"]
+    assert list(lines.data[3].y) == [payload["chance"]] * len(payload["positions"])
+    curve = probe_series(series)
+    per_step = [store.get_result(run.id, "probes", k)["best"]["test_score"] for k in series.keys]
+    assert list(curve.data[0].x) == [50, 100, 150] and list(curve.data[0].y) == per_step
+    assert has_empty_state(probe_series(one, empty="needs --checkpoint all"))
+    assert has_empty_state(probe_heatmaps(empty="no fit"))
+
+
+def test_knowledge_figures_draw_the_stored_results(store, results):
+    entries = all_knowledge(store)
+    assert len(entries) == 2
+    multi = next(e for e in entries if e.run.name == "lm-multi").payload
+    fig = p_probe_curves(multi)
+    p = multi["p_probe"]
+    assert [t.name for t in fig.data] == p["attributes"]
+    assert list(fig.data[2].y) == [row[2] for row in p["accuracy"]]
+    assert list(fig.data[2].x) == p["anchors"]
+    columns, rows = qa_table(entries)
+    assert [r["augmentation"] for r in rows] == ["multi5+permute+fullname", "single"]
+    for e in entries:
+        row = next(r for r in rows if r["run_id"] == e.run.id)
+        assert all(row[a] == e.payload["qa_accuracy"][a] for a in (*ATTRIBUTES, "all"))
+        assert row["Q-probe mean"] == pytest.approx(sum(e.payload["q_probe"]["accuracy"][0]) / 6)
+    points = q_vs_qa_points(entries)
+    assert len(points) == 2 * len(ATTRIBUTES)
+    point = next(pt for pt in points if pt["run_id"] == entries[0].run.id
+                 and pt["attribute"] == "major")
+    assert point["q_probe"] == entries[0].payload["q_probe"]["accuracy"][0][3]
+    assert point["qa"] == entries[0].payload["qa_accuracy"]["major"]
+    over = q_over_training(multi)
+    assert list(over.data[0].x) == multi["q_probe_over_training"]["steps"]
+    assert list(over.data[1].y) == [r[1] for r in multi["q_probe_over_training"]["accuracy"]]
+    single = next(e for e in entries if e.run.name == "lm-single").payload
+    assert has_empty_state(q_over_training(single, empty="workbench probes knowledge run"))
+
+
+def _find(component, element_id):
+    """The component with ``element_id`` in a Dash layout tree (None if absent)."""
+    if getattr(component, "id", None) == element_id:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if child is not None and not isinstance(child, (str, int, float)):
+            found = _find(child, element_id)
+            if found is not None:
+                return found
+    return None
+
+
+def test_run_page_layout_callbacks_and_analysis_link(store, results, seed):
+    from ui.app import create_app
+
+    bare = seed(store, name="bare")
+    app = create_app(store.home)
+    page = sys.modules["ui.probes.run_page"]
+    runs_page = sys.modules["ui.runs.run_page"]
+    run, lm = results["run"], results["lms"][1]
+    with app.server.test_request_context("/"):
+        assert ("Probes", f"/runs/{run.id}/probes") in runs_page.analyses_for(run)
+        assert ("Probes", f"/runs/{lm.id}/probes") in runs_page.analyses_for(lm)
+        assert not any(href.endswith("/probes") for _, href in runs_page.analyses_for(bare))
+        body = page.layout(run_id=run.id)
+        pick = _find(body, "pb-fit-pick")
+        assert len(pick.options) == 2
+        heat = _find(body, "pb-heatmap").figure
+        first = group_fits(fit_results(store, run.id))[0]
+        assert list(map(list, heat.data[0].z)) == first.latest["test_score"]
+        series = next(g for g in group_fits(fit_results(store, run.id)) if g.is_series)
+        heat2, _, curve, summary = page.show_fit(series.keys[0], run.id)
+        assert list(curve.data[0].x) == [50, 100, 150] and summary.startswith("step 150")
+        assert list(map(list, heat2.data[0].z)) == series.latest["test_score"]
+        # no knowledge on the trained run: the P-probe figure names the command
+        assert has_empty_state(_find(body, "pb-pprobe").figure)
+        assert "probes knowledge run" in _find(body, "pb-pprobe").figure.layout.annotations[
+            -1].text
+        kbody = page.layout(run_id=lm.id)
+        key = _find(kbody, "pb-k-pick").value
+        p_curves = _find(kbody, "pb-pprobe").figure
+        stored = store.get_result(lm.id, "knowledge", key)
+        assert list(p_curves.data[0].y) == [r[0] for r in stored["p_probe"]["accuracy"]]
+        assert len(_find(kbody, "pb-qa-table").children[1].children) == 2  # both results
+        assert len(_find(kbody, "pb-qscatter").figure.data) == 2
+        assert has_empty_state(_find(kbody, "pb-heatmap").figure)  # no fit on this run
+        blank = page.layout(run_id=bare.id)
+        assert "probes fit" in _find(blank, "pb-heatmap").figure.layout.annotations[-1].text
+        assert "Run not found" in str(page.layout(run_id="r-nope"))
+
+
+FORM = {"people": "40", "augmentation": "multi2+permute", "protocol": "mixed", "steps": "60",
+        "finetune_steps": "10", "probe_steps": "10", "qa_fraction": "0.8", "vocab_size": "512",
+        "batch_size": "8", "lr": "0.003", "seed": "1", "model": '{"d_model": 64}'}
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("people", "many", "--people must be an integer, got 'many'"),
+    ("people", "3", "--people must be an integer of at least 8, got 3"),
+    ("augmentation", "multi5+bogus", "unknown augmentation 'bogus'"),
+    ("protocol", "later", "--protocol must be one of pretrain-finetune, mixed"),
+    ("finetune_steps", "0", "--finetune-steps must be a positive integer, got 0"),
+    ("qa_fraction", "1.5", "--qa-fraction must be strictly between 0 and 1"),
+    ("model", "{oops", "--model is not JSON"),
+    ("model", '{"nope": 1}', "unknown config key 'nope'"),
+    ("model", '{"d_model": "wide"}', "d_model must be an integer, got 'wide'"),
+])
+def test_form_checked_like_the_cli(store, field, value, expected):
+    check = check_form({**FORM, field: value}, None, store)
+    assert not check.ok and expected in check.errors[field], check.errors
+    assert "\n" not in check.errors[field]
+
+
+def test_valid_form_round_trips_through_the_job_argv(store, seed):
+    check = check_form(FORM, "my-lm", store)
+    assert check.ok, check.errors
+    assert check.config == KnowledgeConfig(people=40, augmentation="multi2+permute",
+                                           protocol="mixed", steps=60, finetune_steps=10,
+                                           probe_steps=10, vocab_size=512, batch_size=8,
+                                           seed=1, model={"d_model": 64})
+    argv = job_argv(check.config, check.name)
+    assert argv[:3] == ["probes", "knowledge", "run"] and argv[-3:] == ["--name", "my-lm",
+                                                                       "--json"]
+    assert config_of_argv(argv) == check.config
+    seed(store, name="taken")
+    assert "already exists" in check_form(FORM, "taken", store).errors["name"]
+    assert "invalid run name" in check_form(FORM, "bad name!", store).errors["name"]
+
+
+def test_launch_callback_refuses_bad_values_and_starts_nothing(store):
+    from ui.app import create_app
+    from ui.probes.parts import FORM_KEYS
+    from workbench.jobs import list_jobs
+
+    app = create_app(store.home)
+    page = sys.modules["ui.probes.index_page"]
+    values = [{**FORM, "steps": "-5", "name": ""}[k] for k in FORM_KEYS]
+    with app.server.test_request_context("/"):
+        out = page.launch(1, *values)
+        errors = dict(zip(FORM_KEYS, out))
+        assert "--steps must be a positive integer, got -5" in errors["steps"]
+        assert out[len(FORM_KEYS)] == "fix the highlighted values; nothing was started"
+        assert "no knowledge jobs yet" in str(page.layout())
+    assert list_jobs(store=store) == [] and store.list_runs() == []
+
+
+def test_index_lists_the_runs_with_results(store, results):
+    from ui.app import create_app
+
+    app = create_app(store.home)
+    page = sys.modules["ui.probes.index_page"]
+    with app.server.test_request_context("/"):
+        body = page.layout()
+    listing = str(_find(body, "pb-runs-list"))
+    for run in (results["run"], *results["lms"]):
+        assert f"/runs/{run.id}/probes" in listing
+    assert len(_find(body, "pb-qa-table").children[1].children) == 2
