@@ -61,8 +61,10 @@ def _table(rows):
     return html.Table(html.Tbody(body), className="table", id="pr-ft-rows")
 
 
-def finetune_view(store, finetune_id: str | None, ref: str):
-    """(comparison figure, table, note) of a finetune run's stored result."""
+def finetune_view(store, finetune_id: str | None, page_run_id: str):
+    """(comparison figure, table, note) of a finetune run's stored result, on the page of
+    ``page_run_id`` (the finetune run itself or its parent)."""
+    page_run = store.get_run(page_run_id)
     result = None
     note = ""
     if finetune_id:
@@ -70,10 +72,10 @@ def finetune_view(store, finetune_id: str | None, ref: str):
         result = finetune_result(store, run)
         held = ", ".join((result or {}).get("config", {}).get("held_out") or [])
         note = dcc.Link(f"finetune run {run.name or run.id}", href=f"/runs/{run.id}/prior") \
-            if run.id != ref else ""
+            if run.id != page_run.id else ""
         note = html.Span([note, f" · held-out answer values: {held}" if held else "",
                           "" if result else f" · {run.status}, no result stored yet"])
-    fig = finetune_comparison(result, empty=no_finetune(ref))
+    fig = finetune_comparison(result, empty=no_finetune(page_run.name or page_run.id))
     return fig, _table(comparison_rows(result)) if result else "", note
 
 
