@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,8 @@ from probes.knowledge_probe import ProbeTable
 from tests.probes.helpers import planted
 from training.corpora.bios_templates import ATTRIBUTES
 from ui.figures import has_empty_state
-from ui.probes.figures import BASELINE_TRACES, group_fits, probe_heatmaps, probe_series
+from ui.probes.figures import BASELINE_TRACES, group_fits, heatmap_panels, probe_heatmaps, \
+    probe_series
 from ui.probes.knowledge_figures import p_probe_curves, q_over_training, q_vs_qa_points, \
     qa_table
 from ui.probes.data import all_knowledge, fit_results
@@ -66,6 +68,9 @@ def knowledge_result(run_id, *, augmentation, protocol, seed, over_training=True
     if over_training:
         steps = [10, 30, 60]
         result["q_probe_over_training"] = {
+            "steps": steps, "attributes": list(ATTRIBUTES),
+            "accuracy": [[rnd.random() for _ in ATTRIBUTES] for _ in steps]}
+        result["p_probe_name_over_training"] = {
             "steps": steps, "attributes": list(ATTRIBUTES),
             "accuracy": [[rnd.random() for _ in ATTRIBUTES] for _ in steps]}
     return f"config={cfg.key()}", result
@@ -146,6 +151,9 @@ def test_knowledge_figures_draw_the_stored_results(store, results):
     over = q_over_training(multi)
     assert list(over.data[0].x) == multi["q_probe_over_training"]["steps"]
     assert list(over.data[1].y) == [r[1] for r in multi["q_probe_over_training"]["accuracy"]]
+    p_name = multi["p_probe_name_over_training"]
+    assert len(over.data) == 2 * len(ATTRIBUTES) and over.data[7].name.startswith("birth_city")
+    assert list(over.data[7].y) == [r[1] for r in p_name["accuracy"]]
     single = next(e for e in entries if e.run.name == "lm-single").payload
     assert has_empty_state(q_over_training(single, empty="workbench probes knowledge run"))
 
@@ -161,6 +169,11 @@ def _find(component, element_id):
             if found is not None:
                 return found
     return None
+
+
+def _note(fig) -> str:
+    """The empty-state message of ``fig``, its line breaks read as spaces."""
+    return fig.layout.annotations[-1].text.replace("<br>", " ")
 
 
 def test_run_page_layout_callbacks_and_analysis_link(store, results, seed):
@@ -187,8 +200,7 @@ def test_run_page_layout_callbacks_and_analysis_link(store, results, seed):
         assert list(map(list, heat2.data[0].z)) == series.latest["test_score"]
         # no knowledge on the trained run: the P-probe figure names the command
         assert has_empty_state(_find(body, "pb-pprobe").figure)
-        assert "probes knowledge run" in _find(body, "pb-pprobe").figure.layout.annotations[
-            -1].text
+        assert "probes knowledge run" in _note(_find(body, "pb-pprobe").figure)
         kbody = page.layout(run_id=lm.id)
         key = _find(kbody, "pb-k-pick").value
         p_curves = _find(kbody, "pb-pprobe").figure
@@ -198,7 +210,7 @@ def test_run_page_layout_callbacks_and_analysis_link(store, results, seed):
         assert len(_find(kbody, "pb-qscatter").figure.data) == 2
         assert has_empty_state(_find(kbody, "pb-heatmap").figure)  # no fit on this run
         blank = page.layout(run_id=bare.id)
-        assert "probes fit" in _find(blank, "pb-heatmap").figure.layout.annotations[-1].text
+        assert "probes fit" in _note(_find(blank, "pb-heatmap").figure)
         assert "Run not found" in str(page.layout(run_id="r-nope"))
 
 
@@ -247,7 +259,9 @@ def test_launch_callback_refuses_bad_values_and_starts_nothing(store):
 
     app = create_app(store.home)
     page = sys.modules["ui.probes.index_page"]
-    values = [{**FORM, "steps": "-5", "name": ""}[k] for k in FORM_KEYS]
+    from ui.probes.launch import DEFAULTS
+    form = {**{k: str(v) for k, v in DEFAULTS.items()}, **FORM, "steps": "-5", "name": ""}
+    values = [form[k] for k in FORM_KEYS]
     with app.server.test_request_context("/"):
         out = page.launch(1, *values)
         errors = dict(zip(FORM_KEYS, out))
@@ -268,3 +282,94 @@ def test_index_lists_the_runs_with_results(store, results):
     for run in (results["run"], *results["lms"]):
         assert f"/runs/{run.id}/probes" in listing
     assert len(_find(body, "pb-qa-table").children[1].children) == 2
+
+
+def _set(dash_duo, selector, value):
+    elem = dash_duo.find_element(selector)
+    dash_duo.clear_input(elem)
+    elem.send_keys(value)
+
+
+def _traces(dash_duo, graph_id):
+    """Trace names of the plotly graph in ``graph_id`` (None until it is drawn)."""
+    return dash_duo.driver.execute_script(
+        f"const g = document.querySelector('#{graph_id} .js-plotly-plot');"
+        "return g && g.data ? g.data.map(t => t.name) : null;")
+
+
+@pytest.mark.browser
+def test_pages_over_stored_results_and_a_refused_launch(dash_duo, store, results, screenshot):
+    from browser_helpers import wait_until
+    from ui.app import create_app
+    from workbench.jobs import list_jobs
+
+    run, lm = results["run"], results["lms"][1]
+    dash_duo.start_server(create_app(store.home, poll_ms=500))
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/probes", timeout=20)
+    dash_duo.wait_for_contains_text("#pb-runs-list", "lm-multi", timeout=20)
+    assert "tiny" in dash_duo.find_element("#pb-runs-list").text
+    assert len(dash_duo.find_elements("#pb-qa-table tbody tr")) == 2
+    _set(dash_duo, "#pb-people", "3")
+    dash_duo.find_element("#pb-launch").click()
+    dash_duo.wait_for_contains_text("#pb-people-err", "at least 8", timeout=20)
+    assert "nothing was started" in dash_duo.find_element("#pb-form-error").text
+    assert list_jobs(store=store) == []
+
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/runs/{run.id}", timeout=20)
+    dash_duo.wait_for_contains_text("body", "Probes", timeout=20)  # the analysis link
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/runs/{run.id}/probes", timeout=20)
+    names = wait_until(lambda: _traces(dash_duo, "pb-heatmap"), 30, "the heatmaps")
+    assert names == [t for t, _ in heatmap_panels(
+        store.get_result(run.id, "probes", results["single"]))]
+    z = dash_duo.driver.execute_script(
+        "return document.querySelector('#pb-heatmap .js-plotly-plot').data[0].z;")
+    assert z == store.get_result(run.id, "probes", results["single"])["test_score"]
+    assert wait_until(lambda: _traces(dash_duo, "pb-baselines"), 20, "baselines") == list(
+        BASELINE_TRACES)
+    screenshot(dash_duo, "probes-run")
+
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/runs/{lm.id}/probes", timeout=20)
+    curves = wait_until(lambda: _traces(dash_duo, "pb-pprobe"), 30, "the P-probe curves")
+    assert curves == list(ATTRIBUTES)
+    assert len(wait_until(lambda: _traces(dash_duo, "pb-qtrain"), 20, "Q over training")) \
+        == 2 * len(ATTRIBUTES)
+    assert len(wait_until(lambda: _traces(dash_duo, "pb-qscatter"), 20, "the scatter")) == 2
+    assert len(dash_duo.find_elements("#pb-qa-table tbody tr")) == 2
+    dash_duo.driver.execute_script("document.getElementById('pb-pprobe').scrollIntoView()")
+    screenshot(dash_duo, "probes-knowledge")
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_launch_a_tiny_knowledge_job_and_follow_it(dash_duo, store, screenshot):
+    from browser_helpers import wait_until
+    from ui.app import create_app
+    from ui.probes.launch import FIELDS
+
+    # the job runs this checkout, however the package happens to be installed
+    repo = str(Path(__file__).resolve().parents[2])
+    dash_duo.start_server(create_app(store.home, poll_ms=500, job_env={"PYTHONPATH": repo}))
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/probes", timeout=20)
+    tiny = {"people": "16", "steps": "4", "finetune_steps": "2", "probe_steps": "2",
+            "vocab_size": "1024", "batch_size": "4", "series_checkpoints": "2"}
+    for key, value in tiny.items():
+        if key in FIELDS:
+            _set(dash_duo, f"#pb-{key}", value)
+    dash_duo.find_element("#pb-launch").click()
+    dash_duo.wait_for_contains_text("#pb-form-error", "started job", timeout=20)
+    dash_duo.driver.refresh()  # the page re-attaches to the job from the store
+    dash_duo.wait_for_contains_text("#pb-jobs", "16 people", timeout=30)
+    text = wait_until(lambda: next((t for t in [dash_duo.find_element("#pb-jobs").text]
+                                    if any(w in t for w in ("result stored on", "failed",
+                                                            "interrupted"))), None),
+                      240, "the job's end")
+    assert "result stored on" in text, text
+    [(lm, fits, knowledge)] = __import__("ui.probes.data", fromlist=["x"]).probe_runs(store)
+    assert lm.kind == "pretrain" and (fits, knowledge) == (0, 1)
+    dash_duo.wait_for_contains_text("#pb-runs-list", lm.name or lm.id, timeout=20)
+    dash_duo.find_element("#pb-job-list a").click()
+    curves = wait_until(lambda: _traces(dash_duo, "pb-pprobe"), 30, "the P-probe curves")
+    stored = next(iter(store.results(lm.id, "knowledge").values()))
+    assert curves == stored["p_probe"]["attributes"]
+    assert len(dash_duo.find_elements("#pb-qa-table tbody tr")) == 1
+    screenshot(dash_duo, "probes-launched")

@@ -20,6 +20,9 @@ SERIES_COMMAND = ("workbench probes collect --model RUN --checkpoint all ... -o 
 KNOWLEDGE_COMMAND = ("workbench probes knowledge run --people N --augmentation A "
                      "--protocol pretrain-finetune|mixed")
 
+Q_TRAINING_EMPTY = ("no Q-probe over training in this result: workbench probes knowledge run "
+                    "--series-checkpoints N probes N checkpoints of the pretraining run")
+
 
 @dataclass(frozen=True)
 class KnowledgeEntry:

@@ -10,6 +10,7 @@ grouping of a series' per-step results) are pure functions a test can check agai
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,12 @@ from ui.figures import empty_state
 BASELINE_TRACES = ("probe (best site)", "embedding (resid.0)", "random-init model (best site)",
                    "chance")
 _STEP_DIR = re.compile(r"step_\d+")
+
+
+def empty_note(fig, message: str, width: int = 70):
+    """:func:`ui.figures.empty_state` with the message wrapped to lines of ``width``
+    characters (the commands it names are longer than a half-width figure)."""
+    return empty_state(fig, "<br>".join(textwrap.wrap(message, width)))
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ def probe_heatmaps(payload: dict | None = None, *, height: int = 380,
     if not payload:
         fig = go.Figure(go.Heatmap(z=[], name="held-out"))
         fig.update_layout(height=height, template="plotly_white")
-        return empty_state(fig, empty or "no probe fit")
+        return empty_note(fig, empty or "no probe fit", width=110)
     panels = heatmap_panels(payload)
     fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[t for t, _ in panels])
@@ -161,7 +168,7 @@ def baseline_lines(payload: dict | None = None, *, height: int = 380,
     fig.update_xaxes(title_text="position", type="category")
     fig.update_yaxes(title_text=(payload or {}).get("metric", "score"))
     if not payload:
-        empty_state(fig, empty or "no probe fit")
+        empty_note(fig, empty or "no probe fit", width=60)
     return fig
 
 
@@ -191,7 +198,7 @@ def probe_series(group: FitGroup | None = None, *, height: int = 340,
     fig.update_yaxes(title_text=f"held-out {metric}")
     if not fig.data:
         fig.add_trace(go.Scatter(x=[], y=[], name="best"))
-        empty_state(fig, empty or "not a checkpoint series")
+        empty_note(fig, empty or "not a checkpoint series", width=60)
     return fig
 
 

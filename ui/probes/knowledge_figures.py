@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ui.figures import empty_state
+from ui.probes.figures import empty_note
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f")
 
 
 def attributes_of(payload: dict) -> list[str]:
@@ -37,7 +40,7 @@ def p_probe_curves(payload: dict | None = None, *, height: int = 380,
     fig.update_yaxes(title_text="accuracy", range=[-0.02, 1.02])
     if not fig.data:
         fig.add_trace(go.Scatter(x=[], y=[], name="P-probe"))
-        empty_state(fig, empty or "no knowledge result")
+        empty_note(fig, empty or "no knowledge result", width=60)
     return fig
 
 
@@ -113,29 +116,36 @@ def q_vs_qa_scatter(entries, *, height: int = 420, empty: str | None = None) -> 
     fig.update_yaxes(title_text="held-out QA accuracy", range=[-0.02, 1.02])
     if not fig.data:
         fig.add_trace(go.Scatter(x=[], y=[], name="results"))
-        empty_state(fig, empty or "no knowledge result")
+        empty_note(fig, empty or "no knowledge result", width=110)
     return fig
 
 
 def q_over_training(payload: dict | None = None, *, height: int = 360,
                     empty: str | None = None) -> go.Figure:
     """Q-probe accuracy per attribute over the pretraining checkpoints
-    (``q_probe_over_training``: steps, attributes, accuracy[step][attribute])."""
+    (``q_probe_over_training``: steps, attributes, accuracy[step][attribute]); then, dotted in
+    the same colour, the P-probe at the name (``p_probe_name_over_training``) when stored."""
     fig = go.Figure()
-    series = (payload or {}).get("q_probe_over_training")
-    if series and series.get("steps"):
+    for field, suffix, dash in (("q_probe_over_training", "", "solid"),
+                                ("p_probe_name_over_training", " · P-probe at name", "dot")):
+        series = (payload or {}).get(field)
+        if not series or not series.get("steps"):
+            continue
         for j, attr in enumerate(series["attributes"]):
             fig.add_trace(go.Scatter(x=list(series["steps"]),
-                                     y=[row[j] for row in series["accuracy"]], name=attr,
-                                     mode="lines+markers"))
+                                     y=[row[j] for row in series["accuracy"]],
+                                     name=attr + suffix, legendgroup=attr, mode="lines+markers",
+                                     line={"dash": dash, "color": PALETTE[j % len(PALETTE)]}))
     fig.update_layout(height=height, template="plotly_white",
-                      title="Q-probe accuracy over training",
+                      title="Q-probe accuracy over training" + (
+                          " (dotted: P-probe at the name)"
+                          if (payload or {}).get("p_probe_name_over_training") else ""),
                       margin={"l": 60, "r": 20, "t": 40, "b": 40})
     fig.update_xaxes(title_text="pretraining step")
     fig.update_yaxes(title_text="held-out accuracy", range=[-0.02, 1.02])
     if not fig.data:
         fig.add_trace(go.Scatter(x=[], y=[], name="Q-probe"))
-        empty_state(fig, empty or "no Q-probe over training")
+        empty_note(fig, empty or "no Q-probe over training", width=60)
     return fig
 
 

@@ -22,6 +22,9 @@ COMMAND = ["probes", "knowledge", "run"]
 FIELDS = {"people": int, "augmentation": str, "protocol": str, "steps": int,
           "finetune_steps": int, "probe_steps": int, "qa_fraction": float, "vocab_size": int,
           "batch_size": int, "lr": float, "seed": int, "model": dict}
+if "series_checkpoints" in KnowledgeConfig.__dataclass_fields__:  # the over-training probes
+    FIELDS = {**dict(list(FIELDS.items())[:6]), "series_checkpoints": int,
+              **dict(list(FIELDS.items())[6:])}
 DEFAULTS = {**{k: v for k, v in dataclasses.asdict(KnowledgeConfig()).items() if k in FIELDS},
             "people": 200, "steps": 600}  # the README's CPU-sized example
 PROTOCOL_OPTIONS = list(PROTOCOLS)
@@ -73,12 +76,13 @@ def _field_of(message: str) -> str:
 
 
 def check_form(values: dict, name: str | None, store: RunStore) -> Checked:
-    """Check the form as the CLI checks its flags; ``errors`` name the bad values."""
+    """Check the form as the CLI checks its flags; ``errors`` name the bad values (a field
+    missing from ``values`` takes the form's default)."""
     result = Checked()
     parsed = {}
     for key in FIELDS:
         try:
-            parsed[key] = _parse(key, values.get(key))
+            parsed[key] = _parse(key, values.get(key, DEFAULTS.get(key)))
         except UserError as exc:
             result.errors[key] = str(exc)
     name = (name or "").strip() or None

@@ -18,7 +18,8 @@ from workbench.store import RunStore
 FORM_KEYS = (*FIELDS, "name")
 LABELS = {"people": "people", "augmentation": "augmentation", "protocol": "protocol",
           "steps": "pretraining steps", "finetune_steps": "QA finetune steps",
-          "probe_steps": "probe steps", "qa_fraction": "QA fraction (mixed)",
+          "probe_steps": "probe steps", "series_checkpoints": "checkpoints probed over training",
+          "qa_fraction": "QA fraction (mixed)",
           "vocab_size": "vocabulary size", "batch_size": "batch size", "lr": "learning rate",
           "seed": "seed", "model": "model overrides (JSON)", "name": "run name (optional)"}
 

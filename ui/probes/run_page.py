@@ -14,8 +14,9 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from ui.components import run_or_not_found
-from ui.probes.data import FIT_COMMAND, KNOWLEDGE_COMMAND, SERIES_COMMAND, all_knowledge, \
-    fit_results, has_probe_results, knowledge_results
+from ui.probes.data import (FIT_COMMAND, KNOWLEDGE_COMMAND, Q_TRAINING_EMPTY,
+                            SERIES_COMMAND, all_knowledge, fit_results, has_probe_results,
+                            knowledge_results)
 from ui.probes.figures import baseline_lines, fit_summary, group_fits, probe_heatmaps, \
     probe_series
 from ui.probes.knowledge_figures import knowledge_summary, p_probe_curves, q_over_training, \
@@ -24,9 +25,6 @@ from ui.probes.parts import qa_table_component
 from ui.state import get_store
 
 GRAPH = {"displaylogo": False}
-Q_TRAINING_EMPTY = ("no Q-probe over training in this result: `workbench probes knowledge run` "
-                    "records q_probe_over_training over the pretraining run's checkpoints")
-
 
 def _applies(run) -> bool:
     try:
@@ -109,13 +107,15 @@ def layout(run_id: str | None = None, **query):
     run, not_found = run_or_not_found(store, run_id, ("probes", "/probes"))
     if not_found is not None:
         return not_found
+    cards = [_fit_card(store, run.id), _knowledge_card(store, run.id)]
     return html.Div([
         html.H2([run.name or run.id, " · probes"]),
         html.Div([dcc.Link("run page", href=f"/runs/{run.id}"), " · ",
                   dcc.Link("all probe results", href="/probes")], className="muted"),
         html.Div(run.id, id="pb-run-id", style={"display": "none"}),
-        _fit_card(store, run.id),
-        _knowledge_card(store, run.id),
+        # the results this run holds first: a pretrain run's knowledge above its empty fits
+        *(cards if fit_results(store, run.id) or not knowledge_results(store, run.id)
+          else cards[::-1]),
     ])
 
 

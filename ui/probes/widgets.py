@@ -13,17 +13,14 @@ import ipywidgets
 import plotly.graph_objects as go
 
 from ui.live_widget import LiveWidget
-from ui.probes.data import FIT_COMMAND, KNOWLEDGE_COMMAND, SERIES_COMMAND, all_knowledge, \
-    fit_results, knowledge_results
+from ui.probes.data import (FIT_COMMAND, KNOWLEDGE_COMMAND, Q_TRAINING_EMPTY,
+                            SERIES_COMMAND, all_knowledge, fit_results, knowledge_results)
 from ui.probes.figures import FitGroup, baseline_lines, fit_summary, group_fits, \
     probe_heatmaps, probe_series
 from ui.probes.knowledge_figures import format_cell, knowledge_summary, p_probe_curves, \
     q_over_training, q_vs_qa_scatter, qa_table
 from ui.probes.launch import config_of_argv, knowledge_jobs, pretrain_run_of
 from workbench.store import RunStore
-
-Q_TRAINING_EMPTY = ("no Q-probe over training in this result: `workbench probes knowledge run` "
-                    "records it over the pretraining checkpoints")
 
 
 def replace_figure(target: go.FigureWidget, fig: go.Figure) -> None:
@@ -76,7 +73,8 @@ def qa_table_html(entries, current: str | None = None) -> str:
     """The QA table of :func:`ui.probes.knowledge_figures.qa_table` as HTML."""
     columns, rows = qa_table(entries)
     if not rows:
-        return f"<i>no knowledge results in the store yet: {html_text.escape(KNOWLEDGE_COMMAND)}</i>"
+        return ("<i>no knowledge results in the store yet: "
+                f"{html_text.escape(KNOWLEDGE_COMMAND)}</i>")
     head = "".join(f"<th>{html_text.escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr" + (' style="font-weight:600"' if r["run_id"] == current else "") + ">"
