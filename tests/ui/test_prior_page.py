@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -174,6 +175,57 @@ def test_figures_show_what_the_store_holds(prior_home):
                                            empty="make it"))
 
 
+def _random_result(seed: int) -> dict:
+    """A PriorResult (the real dataclass) filled with random values: every number differs, so
+    a swapped trace or column shows."""
+    import numpy as np
+
+    from probes.prior import PriorResult
+    rng = np.random.default_rng(seed)
+    sites, positions = [f"resid.{i}" for i in range(5)], ["-2", "-1"]
+
+    def grid():
+        return rng.uniform(-0.2, 0.9, (len(sites), len(positions))).round(4).tolist()
+
+    def bins():
+        return {b: {"n": int(rng.integers(5, 50)), "accuracy": float(rng.uniform()),
+                    "mean_log_prior": float(rng.uniform(-9, -1))} for b in ("common", "rare")}
+
+    def corr():
+        rho = float(rng.uniform(-1, 1))
+        return {"rho": rho, "ci_low": rho - 0.1, "ci_high": rho + 0.1, "significant": True}
+    values = [{"value": str(v), "condition": ("common", "rare")[v % 2],
+               "log_prior": float(rng.uniform(-9, -1)), "corpus_weight": None,
+               "accuracy": float(rng.uniform()), "n": 3} for v in range(12)]
+    return PriorResult(task="count", model={"run_id": None, "step": None}, n_examples=36,
+                       accuracy=float(rng.uniform()), accuracy_by_bin=bins(),
+                       correlation=corr(), instructed_accuracy=float(rng.uniform()),
+                       instructed_accuracy_by_bin=bins(), instructed_correlation=corr(),
+                       values=values, sites=sites, positions=positions, r2=grid(),
+                       shuffled_r2=grid(), r2_held_out_values=grid(),
+                       shuffled_r2_held_out_values=grid(), margin=[0.0] * len(sites),
+                       localised_layers=[1, 3]).to_json()
+
+
+def test_figures_keep_bins_values_and_positions_apart():
+    result = _random_result(7)
+    bins = accuracy_by_bin(result)
+    assert list(bins.data[0].y) == [result["accuracy_by_bin"][b]["accuracy"]
+                                    for b in ("common", "rare")]
+    assert list(bins.data[1].y) == [result["instructed_accuracy_by_bin"][b]["accuracy"]
+                                    for b in ("common", "rare")]
+    assert [t.name for t in error_vs_prior(result).data] == ["common", "medium", "rare"]
+    rare = error_vs_prior(result).data[2]
+    rows = [r for r in result["values"] if r["condition"] == "rare"]
+    assert list(rare.y) == pytest.approx([1 - r["accuracy"] for r in rows])
+    assert str(round(result["correlation"]["rho"], 3)) in error_vs_prior(result).layout.title.text
+    fig = r2_by_layer(result, split="values")
+    assert list(fig.data[2].y) == [row[1] for row in result["r2_held_out_values"]]
+    assert list(fig.data[3].y) == [row[1] for row in result["shuffled_r2_held_out_values"]]
+    assert list(fig.data[-1].x) == ["resid.2", "resid.4"]
+    assert list(fig.data[-1].y) == [result["r2_held_out_values"][i][-1] for i in (2, 4)]
+
+
 @pytest.fixture
 def app_on(prior_home):
     from ui.app import create_app
@@ -280,7 +332,8 @@ def test_launch_an_analysis_and_see_its_figures(dash_duo, home_copy, screenshot,
     store = RunStore(home_copy)
     lm = store.get_run("lm")
     old = store.results(lm.id, "prior")
-    dash_duo.start_server(create_app(home_copy, poll_ms=500))
+    repo = str(Path(__file__).resolve().parents[2])  # the job imports this checkout
+    dash_duo.start_server(create_app(home_copy, poll_ms=500, job_env={"PYTHONPATH": repo}))
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/prior?model={lm.id}", timeout=20)
     n_box = dash_duo.find_element("#pr-n")
     dash_duo.clear_input(n_box)

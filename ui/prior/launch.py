@@ -176,9 +176,10 @@ def prior_jobs(store: RunStore, model: str | None = None) -> list[Job]:
 
 
 def job_text(job: Job) -> str:
-    """``"prior-finetune on r-1a2b… · running"`` and, once it ended badly, its last line."""
-    text = f"{job.argv[1]} on {job.argv[2]} ({' '.join(job.argv[3:-1])}) · {job.status}"
+    """``"prior-finetune on r-1a2b… (--task count …)"`` and, once it ended badly, the last line
+    of its log (the one-line error)."""
+    text = f"{job.argv[1]} on {job.argv[2]} ({' '.join(job.argv[3:-1])})"
     if job.done and job.status != "completed":
         tail = [ln for ln in job.log_tail(5) if ln.strip()]
-        text += f": {tail[-1]}" if tail else ""
+        text += f" · {job.status}" + (f": {tail[-1]}" if tail else "")
     return text
