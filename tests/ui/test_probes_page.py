@@ -57,22 +57,30 @@ def knowledge_result(run_id, *, augmentation, protocol, seed, over_training=True
                           train_accuracy=[[rnd.random() for _ in ATTRIBUTES] for _ in anchors],
                           chance=[0.1] * len(ATTRIBUTES), n_train=20, n_test=20, rank=rank)
 
-    qa = {a: rnd.random() for a in ATTRIBUTES}
-    qa["all"] = sum(qa.values()) / len(qa)
-    result = KnowledgeResult(
+    def per_attribute():
+        values = {a: rnd.random() for a in ATTRIBUTES}
+        return {**values, "all": sum(values.values()) / len(values)}
+
+    def over_steps():
+        return {"steps": [10, 30, 60], "attributes": list(ATTRIBUTES),
+                "accuracy": [[rnd.random() for _ in ATTRIBUTES] for _ in range(3)]}
+
+    qa = per_attribute()
+    fields = dict(
         run_id=run_id, config=dataclasses.asdict(cfg), qa_accuracy=qa,
-        qa_train_accuracy=dict(qa), qa_before_finetune=None if protocol == "mixed" else qa,
-        p_probe=table(ANCHORS, 2).to_json(), q_probe=table(("name",), 16).to_json(),
+        qa_train_accuracy=per_attribute(),
+        qa_before_finetune=None if protocol == "mixed" else per_attribute(),
+        memorisation=per_attribute(), p_probe=table(ANCHORS, 2).to_json(),
+        q_probe=table(("name",), 16).to_json(),
         pretrain={"steps": 60, "tokens": 1, "train_loss": 1.0, "val_loss": 1.0,
-                  "wall_seconds": 1.0}, seconds={"prepare": 0.1}).to_json()
+                  "wall_seconds": 1.0}, seconds={"prepare": 0.1})
     if over_training:
-        steps = [10, 30, 60]
-        result["q_probe_over_training"] = {
-            "steps": steps, "attributes": list(ATTRIBUTES),
-            "accuracy": [[rnd.random() for _ in ATTRIBUTES] for _ in steps]}
-        result["p_probe_name_over_training"] = {
-            "steps": steps, "attributes": list(ATTRIBUTES),
-            "accuracy": [[rnd.random() for _ in ATTRIBUTES] for _ in steps]}
+        fields.update(q_probe_over_training=over_steps(),
+                      p_probe_name_over_training=over_steps())
+    # the fields this version of the result holds (others travel in the JSON, as stored)
+    known = KnowledgeResult.__dataclass_fields__
+    result = KnowledgeResult(**{k: v for k, v in fields.items() if k in known}).to_json()
+    result.update({k: v for k, v in fields.items() if k not in known})
     return f"config={cfg.key()}", result
 
 
@@ -142,6 +150,7 @@ def test_knowledge_figures_draw_the_stored_results(store, results):
         row = next(r for r in rows if r["run_id"] == e.run.id)
         assert all(row[a] == e.payload["qa_accuracy"][a] for a in (*ATTRIBUTES, "all"))
         assert row["Q-probe mean"] == pytest.approx(sum(e.payload["q_probe"]["accuracy"][0]) / 6)
+        assert row["bio memorised"] == e.payload["memorisation"]["all"]
     points = q_vs_qa_points(entries)
     assert len(points) == 2 * len(ATTRIBUTES)
     point = next(pt for pt in points if pt["run_id"] == entries[0].run.id
@@ -242,7 +251,7 @@ def test_valid_form_round_trips_through_the_job_argv(store, seed):
     assert check.config == KnowledgeConfig(people=40, augmentation="multi2+permute",
                                            protocol="mixed", steps=60, finetune_steps=10,
                                            probe_steps=10, vocab_size=512, batch_size=8,
-                                           seed=1, model={"d_model": 64})
+                                           lr=0.003, seed=1, model={"d_model": 64})
     argv = job_argv(check.config, check.name)
     assert argv[:3] == ["probes", "knowledge", "run"] and argv[-3:] == ["--name", "my-lm",
                                                                        "--json"]

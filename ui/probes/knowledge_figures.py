@@ -56,13 +56,14 @@ def q_probe_accuracy(payload: dict) -> dict[str, float]:
 
 def qa_table(entries) -> tuple[list[str], list[dict]]:
     """``(columns, rows)``: one row per knowledge result, held-out QA exact match per attribute
-    (and "all"), with its augmentation, protocol, size and mean Q-probe accuracy; rows ordered
+    (and "all"), with its augmentation, protocol, size, mean Q-probe accuracy and the share of
+    biography values the pretrained model writes (``memorisation``, when stored); rows ordered
     by augmentation, then protocol."""
     attributes: list[str] = []
     for e in entries:
         attributes += [a for a in attributes_of(e.payload) if a not in attributes]
     columns = ["run", "augmentation", "protocol", "people", "steps", *attributes, "all",
-               "Q-probe mean"]
+               "Q-probe mean", "bio memorised"]
     rows = []
     for e in entries:
         cfg, qa = e.payload.get("config") or {}, e.payload.get("qa_accuracy") or {}
@@ -70,7 +71,8 @@ def qa_table(entries) -> tuple[list[str], list[dict]]:
         row = {"run": e.run.name or e.run.id, "run_id": e.run.id, "key": e.key,
                "augmentation": cfg.get("augmentation"), "protocol": cfg.get("protocol"),
                "people": cfg.get("people"), "steps": cfg.get("steps"),
-               "all": qa.get("all"), "Q-probe mean": sum(q.values()) / len(q) if q else None}
+               "all": qa.get("all"), "Q-probe mean": sum(q.values()) / len(q) if q else None,
+               "bio memorised": (e.payload.get("memorisation") or {}).get("all")}
         row.update({a: qa.get(a) for a in attributes})
         rows.append(row)
     rows.sort(key=lambda r: (str(r["augmentation"]), str(r["protocol"]), r["run"]))
