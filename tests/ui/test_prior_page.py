@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import dash
 import pytest
 
 from ui.figures import has_empty_state
@@ -278,6 +279,58 @@ def test_run_without_results_names_the_commands(store):
             assert has_empty_state(fig) and "workbench probes prior bare" in _notes(fig)
         assert "workbench probes prior-finetune bare" in _notes(_find(body, "pr-ft").figure)
         assert "Run not found" in str(page.layout(run_id="r-000000000000"))
+
+
+def test_index_lists_the_prior_runs_and_the_poll_picks_up_new_results(home_copy):
+    from ui.app import create_app
+    store = RunStore(home_copy)
+    lm, tuned = store.get_run("lm"), store.get_run("tuned")
+    app = create_app(home_copy)
+    index = sys.modules["ui.prior.index_page"]
+    page = sys.modules["ui.prior.run_page"]
+    with app.server.test_request_context("/"):
+        body = index.layout(model="lm")
+        listed = str(_find(body, "pr-runs-list"))
+        for row in prior_runs(store):
+            assert f"/runs/{row['run'].id}/prior" in listed
+        assert _find(body, "pr-model").value == lm.id
+        assert {o["value"] for o in _find(body, "pr-model").options} >= {lm.id, tuned.id}
+        assert _find(body, "pr-poll").disabled  # no job running
+        # a result stored after the page was built (a job that just ended) is shown
+        layout = page.layout(run_id=lm.id)
+        data = _find(layout, "pr-run").data
+        result = next(iter(store.results(lm.id, "prior").values()))
+        new = {**result, "model": {**result["model"], "step": 9}, "n_examples": 3}
+        from probes.prior import store_prior_result
+        key = store_prior_result(store, lm.id, new)
+        out = page.poll(1, data)
+        assert out[3] == key and key in [o["value"] for o in out[2]]
+        assert out[6]["keys"][-1] == key
+        assert page.poll(1, out[6])[3] is dash.no_update  # nothing new: the picks stay
+
+
+def test_a_failed_job_shows_its_one_line_error(home_copy):
+    from ui.app import create_app
+    from workbench.jobs import job_status, start_job
+    store = RunStore(home_copy)
+    lm = store.get_run("lm")
+    script = "import sys; print('workbench: error: layer 9 is out of range', file=sys.stderr);" \
+             " sys.exit(2)"
+    job = start_job(["probes", "prior-finetune", lm.id, "--task", "count", "--json"],
+                    store=store, command=[sys.executable, "-c", script],
+                    env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    wait_until(lambda: job_status(job.id, store=store).done, 60, "the job to end")
+    assert [j.id for j in prior_jobs(store, lm.id)] == [job.id]
+    app = create_app(home_copy)
+    page = sys.modules["ui.prior.run_page"]
+    index = sys.modules["ui.prior.index_page"]
+    with app.server.test_request_context("/"):
+        jobs = str(_find(page.layout(run_id=lm.id), "pr-run-jobs"))
+        listed, _runs, disabled = index.refresh(1, None)
+    status = job_status(job.id, store=store).status
+    for text in (jobs, str(listed)):
+        assert f"{status}: workbench: error: layer 9 is out of range" in text
+    assert disabled  # nothing left running: the poll stops
 
 
 def test_form_is_checked_like_the_cli_and_nothing_starts(home_copy):

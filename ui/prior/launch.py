@@ -180,6 +180,7 @@ def job_text(job: Job) -> str:
     of its log (the one-line error)."""
     text = f"{job.argv[1]} on {job.argv[2]} ({' '.join(job.argv[3:-1])})"
     if job.done and job.status != "completed":
-        tail = [ln for ln in job.log_tail(5) if ln.strip()]
+        # the supervisor's own "[job …] failed (exit code 2)" comes after the command's error
+        tail = [ln for ln in job.log_tail(8) if ln.strip() and not ln.startswith("[job ")]
         text += f" · {job.status}" + (f": {tail[-1]}" if tail else "")
     return text
