@@ -95,8 +95,9 @@ def results(store, seed):
                   seed=i, control=False, baseline=False)
     store.put_result(run.id, "probes", "prior task=count", {"not": "a fit"})
     lms = []
-    for name, aug, protocol, over in (("lm-single", "single", "pretrain-finetune", False),
-                                      ("lm-multi", "multi5+permute+fullname", "mixed", True)):
+    # the newest first in the store, the last in the table's order
+    for name, aug, protocol, over in (("lm-multi", "multi5+permute+fullname", "mixed", True),
+                                      ("lm-single", "single", "pretrain-finetune", False)):
         lm = store.create_run(kind="pretrain", task="lm", config={"data": name}, name=name)
         store.set_status(lm.id, "completed")
         key, payload = knowledge_result(lm.id, augmentation=aug, protocol=protocol,
@@ -137,7 +138,7 @@ def test_fit_figures_draw_the_stored_grids(store, results):
 
 def test_knowledge_figures_draw_the_stored_results(store, results):
     entries = all_knowledge(store)
-    assert len(entries) == 2
+    assert [e.run.name for e in entries] == ["lm-single", "lm-multi"]  # newest run first
     multi = next(e for e in entries if e.run.name == "lm-multi").payload
     fig = p_probe_curves(multi)
     p = multi["p_probe"]
@@ -192,7 +193,7 @@ def test_run_page_layout_callbacks_and_analysis_link(store, results, seed):
     app = create_app(store.home)
     page = sys.modules["ui.probes.run_page"]
     runs_page = sys.modules["ui.runs.run_page"]
-    run, lm = results["run"], results["lms"][1]
+    run, lm = results["run"], results["lms"][0]
     with app.server.test_request_context("/"):
         assert ("Probes", f"/runs/{run.id}/probes") in runs_page.analyses_for(run)
         assert ("Probes", f"/runs/{lm.id}/probes") in runs_page.analyses_for(lm)
@@ -312,7 +313,7 @@ def test_pages_over_stored_results_and_a_refused_launch(dash_duo, store, results
     from ui.app import create_app
     from workbench.jobs import list_jobs
 
-    run, lm = results["run"], results["lms"][1]
+    run, lm = results["run"], results["lms"][0]
     dash_duo.start_server(create_app(store.home, poll_ms=500))
     dash_duo.wait_for_page(url=dash_duo.server_url + "/probes", timeout=20)
     dash_duo.wait_for_contains_text("#pb-runs-list", "lm-multi", timeout=20)
