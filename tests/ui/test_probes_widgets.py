@@ -90,3 +90,39 @@ def test_knowledge_widget_without_results_names_the_command(store, seed):
     assert widget.payload is None and has_empty_state(widget.figure)
     assert "probes knowledge run" in widget.status.value
     assert "no knowledge results in the store yet" in widget.table.value
+
+
+def test_a_running_knowledge_job_is_followed_by_the_widget_and_the_page(store):
+    """A knowledge job (its command stands in for the CLI and just waits) is matched to the
+    pretrain run of its config, read from the store: the widget stays live, the page's job
+    list shows the run's progress; cancelled, both see it end."""
+    import sys
+    from pathlib import Path
+
+    from probes.knowledge import KnowledgeConfig
+    from ui.probes.launch import job_argv, knowledge_jobs, pretrain_run_of
+    from ui.probes.parts import job_items
+    from ui.widgets import KnowledgeWidget
+    from workbench.jobs import cancel_job, start_job
+
+    cfg = KnowledgeConfig(people=16, steps=4)
+    data = Path(store.home) / "knowledge" / cfg.key(pretraining_only=True) / "data"
+    lm = store.create_run(kind="pretrain", task="lm", name="lm",
+                          config={"data": str(data.resolve()), "train": {"steps": 4}})
+    store.set_status(lm.id, "running")
+    store.log_metrics(lm.id, 2, {"train_loss": 1.5})
+    assert pretrain_run_of(store, cfg).id == lm.id
+    repo = str(Path(__file__).resolve().parents[2])
+    job = start_job(job_argv(cfg), store=store, env={"PYTHONPATH": repo},
+                    command=[sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert [j.id for j in knowledge_jobs(store)] == [job.id]
+        widget = KnowledgeWidget("lm", store=store)
+        assert widget.live and "knowledge job running" in widget.status.value
+        text = str(job_items(store, knowledge_jobs(store)))
+        assert "2 / 4 steps" in text and "of pretraining run " in text and "16 people" in text
+    finally:
+        cancel_job(job.id, store=store, grace=2)
+    assert not widget.refresh()
+    [ended] = knowledge_jobs(store)
+    assert ended.done and f"status-{ended.status}" in str(job_items(store, [ended]))
