@@ -1,9 +1,7 @@
-"""Prior-localisation pages: results made by the real API (``probes.prior.prior_analysis`` and
-``probes.prior_finetune.prior_finetune`` on a tiny randomly initialised Llama held by a
-pretrain-kind run, seconds) read back in both storage layouts, the figure factories against
-what the store holds, the run page and its callbacks, the form checked with the CLI's rules
-(nothing started on a bad value), and in headless Chromium an analysis launched from /prior,
-followed as a job until its figures are drawn on the run's page."""
+"""Prior-localisation pages: results made by the real API (prior_analysis, prior_finetune on a
+tiny random Llama held by a pretrain-kind run, seconds) read back in both storage layouts;
+figures against the store; the pages and their callbacks; the form checked with the CLI's rules;
+in headless Chromium, an analysis launched from /prior and followed until it is drawn."""
 
 from __future__ import annotations
 
@@ -17,14 +15,14 @@ import pytest
 
 from ui.figures import has_empty_state
 from ui.prior.figures import (COMPARISON, accuracy_by_bin, error_vs_prior, finetune_comparison,
-                              r2_by_layer)
+                              fmt, r2_by_layer)
 from ui.prior.launch import check_form, prior_jobs
 from ui.prior.results import analyses, finetune_result, finetune_runs, prior_runs
 from workbench.errors import UserError
 from workbench.store import RunStore
 from browser_helpers import wait_until
 
-STEP = 5
+STEP = 5  # the checkpoint step of the model runs
 
 
 def build_prior_home(root):
@@ -98,8 +96,7 @@ def _stored(home):
     lm = store.get_run("lm")
     key, result = next(iter(store.results(lm.id, "prior").items()))
     tuned = store.get_run("tuned")
-    return store, lm, key, result, tuned, store.get_result(tuned.id, "prior_finetune",
-                                                          "task=count")
+    return store, lm, key, result, tuned, store.get_result(tuned.id, "prior_finetune", "task=count")
 
 
 def _notes(fig) -> str:
@@ -142,43 +139,8 @@ def test_results_are_read_in_both_layouts(prior_home, store):
     assert analyses(store, run.id) == {key: result}
 
 
-def test_figures_show_what_the_store_holds(prior_home):
-    _, _, _, result, _, ft = _stored(prior_home)
-    bins = accuracy_by_bin(result)
-    order = [b for b in ("common", "medium", "rare") if b in result["accuracy_by_bin"]]
-    assert list(bins.data[0].y) == [result["accuracy_by_bin"][b]["accuracy"] for b in order]
-    assert list(bins.data[1].y) == [result["instructed_accuracy_by_bin"][b]["accuracy"]
-                                    for b in order]
-    scatter = error_vs_prior(result)
-    for trace in scatter.data:
-        rows = [r for r in result["values"] if r["condition"] == trace.name]
-        assert list(trace.text) == [r["value"] for r in rows]
-        assert list(trace.x) == [r["log_prior"] for r in rows]
-        assert list(trace.y) == pytest.approx([1 - r["accuracy"] for r in rows])
-    assert sum(len(t.x) for t in scatter.data) == len(result["values"])
-    for split, real, control in (("prompts", "r2", "shuffled_r2"),
-                                 ("values", "r2_held_out_values",
-                                  "shuffled_r2_held_out_values")):
-        fig = r2_by_layer(result, split=split)
-        assert len(fig.data) == 2 * len(result["positions"]) + 1
-        for j in range(len(result["positions"])):
-            assert list(fig.data[2 * j].x) == result["sites"]
-            assert list(fig.data[2 * j].y) == [row[j] for row in result[real]]
-            assert list(fig.data[2 * j + 1].y) == [row[j] for row in result[control]]
-        assert list(fig.data[-1].x) == [f"resid.{b + 1}" for b in result["localised_layers"]]
-    comparison = finetune_comparison(ft)
-    assert list(comparison.data[0].y) == [ft[k]["held_out_accuracy"] for k in COMPARISON]
-    assert list(comparison.data[1].y) == [ft[k]["correlation"]["rho"] for k in COMPARISON]
-    assert any(str(ft["layers"]) in label for label in comparison.data[0].x)
-    for factory in (accuracy_by_bin, error_vs_prior, r2_by_layer, finetune_comparison):
-        assert has_empty_state(factory(None, empty="make it"))
-        assert not has_empty_state(factory(ft if factory is finetune_comparison else result,
-                                           empty="make it"))
-
-
 def _random_result(seed: int) -> dict:
-    """A PriorResult (the real dataclass) filled with random values: every number differs, so
-    a swapped trace or column shows."""
+    """A real PriorResult with random values: a swapped trace or column shows."""
     import numpy as np
 
     from probes.prior import PriorResult
@@ -208,23 +170,43 @@ def _random_result(seed: int) -> dict:
                        localised_layers=[1, 3]).to_json()
 
 
-def test_figures_keep_bins_values_and_positions_apart():
-    result = _random_result(7)
-    bins = accuracy_by_bin(result)
-    assert list(bins.data[0].y) == [result["accuracy_by_bin"][b]["accuracy"]
-                                    for b in ("common", "rare")]
-    assert list(bins.data[1].y) == [result["instructed_accuracy_by_bin"][b]["accuracy"]
-                                    for b in ("common", "rare")]
-    assert [t.name for t in error_vs_prior(result).data] == ["common", "medium", "rare"]
-    rare = error_vs_prior(result).data[2]
-    rows = [r for r in result["values"] if r["condition"] == "rare"]
-    assert list(rare.y) == pytest.approx([1 - r["accuracy"] for r in rows])
-    assert str(round(result["correlation"]["rho"], 3)) in error_vs_prior(result).layout.title.text
-    fig = r2_by_layer(result, split="values")
-    assert list(fig.data[2].y) == [row[1] for row in result["r2_held_out_values"]]
-    assert list(fig.data[3].y) == [row[1] for row in result["shuffled_r2_held_out_values"]]
-    assert list(fig.data[-1].x) == ["resid.2", "resid.4"]
-    assert list(fig.data[-1].y) == [result["r2_held_out_values"][i][-1] for i in (2, 4)]
+def test_figures_show_what_the_store_holds(prior_home):
+    _, _, _, stored, _, ft = _stored(prior_home)
+    for result in (stored, _random_result(7)):  # the API's, and one where every number differs
+        bins = accuracy_by_bin(result)
+        order = [b for b in ("common", "medium", "rare") if b in result["accuracy_by_bin"]]
+        assert list(bins.data[0].y) == [result["accuracy_by_bin"][b]["accuracy"] for b in order]
+        assert list(bins.data[1].y) == [result["instructed_accuracy_by_bin"][b]["accuracy"]
+                                        for b in order]
+        scatter = error_vs_prior(result)
+        assert [t.name for t in scatter.data] == ["common", "medium", "rare"]
+        for trace in scatter.data:
+            rows = [r for r in result["values"] if r["condition"] == trace.name]
+            assert list(trace.text) == [r["value"] for r in rows]
+            assert list(trace.x) == [r["log_prior"] for r in rows]
+            assert list(trace.y) == pytest.approx([1 - r["accuracy"] for r in rows])
+        assert sum(len(t.x) for t in scatter.data) == len(result["values"])
+        assert fmt(result["correlation"]["rho"]) in scatter.layout.title.text
+        for split, real, control in (("prompts", "r2", "shuffled_r2"),
+                                     ("values", "r2_held_out_values",
+                                      "shuffled_r2_held_out_values")):
+            fig = r2_by_layer(result, split=split)
+            assert len(fig.data) == 2 * len(result["positions"]) + 1
+            for j in range(len(result["positions"])):
+                assert list(fig.data[2 * j].x) == result["sites"]
+                assert list(fig.data[2 * j].y) == [row[j] for row in result[real]]
+                assert list(fig.data[2 * j + 1].y) == [row[j] for row in result[control]]
+            marked = [result["sites"].index(f"resid.{b + 1}") for b in result["localised_layers"]]
+            assert list(fig.data[-1].x) == [result["sites"][i] for i in marked]
+            assert list(fig.data[-1].y) == [result[real][i][-1] for i in marked]
+    comparison = finetune_comparison(ft)
+    assert list(comparison.data[0].y) == [ft[k]["held_out_accuracy"] for k in COMPARISON]
+    assert list(comparison.data[1].y) == [ft[k]["correlation"]["rho"] for k in COMPARISON]
+    assert any(str(ft["layers"]) in label for label in comparison.data[0].x)
+    for factory in (accuracy_by_bin, error_vs_prior, r2_by_layer, finetune_comparison):
+        assert has_empty_state(factory(None, empty="make it"))
+        assert not has_empty_state(factory(ft if factory is finetune_comparison else result,
+                                           empty="make it"))
 
 
 @pytest.fixture
@@ -349,7 +331,6 @@ def test_form_is_checked_like_the_cli_and_nothing_starts(home_copy):
         with pytest.raises(UserError) as exc:
             fn(*args)
         return str(exc.value)
-
     task = prior_task("count")
     n_layers = json.loads((store.layout(lm.id).model_dir(STEP) / "config.json").read_text())[
         "num_hidden_layers"]

@@ -126,8 +126,8 @@ def r2_by_layer(result: dict | None, *, split: str = "prompts", height: int = 42
     fig.update_xaxes(title_text="residual stream site (resid.b+1 = output of block b)",
                      type="category")
     fig.update_yaxes(title_text="held-out R² of the log prior")
-    title = f"R² of the prior by layer ({'split by prompt' if split == 'prompts' else 'split by answer value'}; " \
-            f"control: {control_note})"
+    how = "split by prompt" if split == "prompts" else "split by answer value"
+    title = f"R² of the prior by layer ({how}; control: {control_note})"
     _layout(fig, title, height)
     if empty and not sites:
         empty_state(fig, empty)

@@ -11,14 +11,14 @@ needs no kernel: tests build it headless and read its figures.
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import ipywidgets
+import plotly.graph_objects as go
 
 from ui.live_widget import LiveWidget
 from ui.prior.figures import (accuracy_by_bin, error_vs_prior, finetune_comparison,
                               r2_by_layer, summary_lines)
 from ui.prior.launch import check_form, launch, prior_jobs
-from ui.prior.results import (FINETUNE_RUN_KIND, analyses, finetune_result, finetune_runs)
+from ui.prior.results import FINETUNE_RUN_KIND, analyses, finetune_result, finetune_runs
 from workbench.errors import UserError
 from workbench.store import RunStore
 
