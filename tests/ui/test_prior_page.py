@@ -6,6 +6,7 @@ in headless Chromium, an analysis launched from /prior and followed until it is 
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sys
 from pathlib import Path
@@ -139,40 +140,22 @@ def test_results_are_read_in_both_layouts(prior_home, store):
     assert analyses(store, run.id) == {key: result}
 
 
-def _random_result(seed: int) -> dict:
-    """A real PriorResult with random values: a swapped trace or column shows."""
-    import numpy as np
+def _scrambled(result: dict, seed: int) -> dict:
+    """The API's result with every float replaced by a random one: a swapped trace shows."""
+    rng = random.Random(seed)
 
-    from probes.prior import PriorResult
-    rng = np.random.default_rng(seed)
-    sites, positions = [f"resid.{i}" for i in range(5)], ["-2", "-1"]
-
-    def grid():
-        return rng.uniform(-0.2, 0.9, (len(sites), len(positions))).round(4).tolist()
-
-    def bins():
-        return {b: {"n": int(rng.integers(5, 50)), "accuracy": float(rng.uniform()),
-                    "mean_log_prior": float(rng.uniform(-9, -1))} for b in ("common", "rare")}
-
-    def corr():
-        rho = float(rng.uniform(-1, 1))
-        return {"rho": rho, "ci_low": rho - 0.1, "ci_high": rho + 0.1, "significant": True}
-    values = [{"value": str(v), "condition": ("common", "rare")[v % 2],
-               "log_prior": float(rng.uniform(-9, -1)), "corpus_weight": None,
-               "accuracy": float(rng.uniform()), "n": 3} for v in range(12)]
-    return PriorResult(task="count", model={"run_id": None, "step": None}, n_examples=36,
-                       accuracy=float(rng.uniform()), accuracy_by_bin=bins(),
-                       correlation=corr(), instructed_accuracy=float(rng.uniform()),
-                       instructed_accuracy_by_bin=bins(), instructed_correlation=corr(),
-                       values=values, sites=sites, positions=positions, r2=grid(),
-                       shuffled_r2=grid(), r2_held_out_values=grid(),
-                       shuffled_r2_held_out_values=grid(), margin=[0.0] * len(sites),
-                       localised_layers=[1, 3]).to_json()
+    def walk(x):
+        if isinstance(x, float):
+            return rng.uniform(-1, 1)
+        if isinstance(x, (dict, list)):
+            return {k: walk(v) for k, v in x.items()} if isinstance(x, dict) else list(map(walk, x))
+        return x
+    return walk(result)
 
 
 def test_figures_show_what_the_store_holds(prior_home):
     _, _, _, stored, _, ft = _stored(prior_home)
-    for result in (stored, _random_result(7)):  # the API's, and one where every number differs
+    for result in (stored, _scrambled(stored, 7)):
         bins = accuracy_by_bin(result)
         order = [b for b in ("common", "medium", "rare") if b in result["accuracy_by_bin"]]
         assert list(bins.data[0].y) == [result["accuracy_by_bin"][b]["accuracy"] for b in order]
@@ -397,3 +380,11 @@ def test_launch_an_analysis_and_see_its_figures(dash_duo, home_copy, screenshot,
     assert "localised blocks" in dash_duo.find_element("#pr-summary").text
     assert "held-out accuracy" in dash_duo.find_element("#pr-ft-table").text
     screenshot(dash_duo, "prior-run")
+    tuned = store.get_run("tuned")  # the finetune run's page: its comparison, its parent
+    ft = store.get_result(tuned.id, "prior_finetune", "task=count")
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/runs/{tuned.id}/prior", timeout=20)
+    dash_duo.wait_for_contains_text("#pr-parent", "lm", timeout=20)
+    held = wait_until(lambda: dash_duo.driver.execute_script(
+        "const g = document.querySelector('#pr-ft .js-plotly-plot');"
+        "return g && g.data ? g.data[0].y : null;"), 30, "the finetune comparison")
+    assert held == [ft[k]["held_out_accuracy"] for k in COMPARISON]
