@@ -252,7 +252,8 @@ def test_valid_form_round_trips_through_the_job_argv(store, seed):
     assert check.config == KnowledgeConfig(people=40, augmentation="multi2+permute",
                                            protocol="mixed", steps=60, finetune_steps=10,
                                            probe_steps=10, vocab_size=512, batch_size=8,
-                                           lr=0.003, seed=1, model={"d_model": 64})
+                                           lr=0.003, seed=1,
+                                           model={**KnowledgeConfig().model, "d_model": 64})
     argv = job_argv(check.config, check.name)
     assert argv[:3] == ["probes", "knowledge", "run"] and argv[-3:] == ["--name", "my-lm",
                                                                        "--json"]
@@ -383,3 +384,17 @@ def test_launch_a_tiny_knowledge_job_and_follow_it(dash_duo, store, screenshot):
     assert curves == stored["p_probe"]["attributes"]
     assert len(dash_duo.find_elements("#pb-qa-table tbody tr")) == 1
     screenshot(dash_duo, "probes-launched")
+
+
+def test_the_forms_defaults_are_the_clis(store):
+    from ui.app import create_app
+    from ui.probes.parts import FORM_KEYS
+
+    app = create_app(store.home)
+    with app.server.test_request_context("/"):
+        body = sys.modules["ui.probes.index_page"].layout()
+    values = {k: _find(body, f"pb-{k}").value for k in FORM_KEYS}
+    check = check_form(values, values.pop("name"), store)
+    assert check.ok, check.errors
+    assert check.config == KnowledgeConfig()  # untouched, the form runs the CLI's defaults
+    assert config_of_argv(job_argv(check.config)) == KnowledgeConfig()

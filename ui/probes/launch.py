@@ -25,8 +25,11 @@ FIELDS = {"people": int, "augmentation": str, "protocol": str, "steps": int,
 if "series_checkpoints" in KnowledgeConfig.__dataclass_fields__:  # the over-training probes
     FIELDS = {**dict(list(FIELDS.items())[:6]), "series_checkpoints": int,
               **dict(list(FIELDS.items())[6:])}
+# the form starts at the CLI's defaults; "model" holds overrides of the default model, as
+# the CLI's --model does
+DEFAULT_MODEL = dict(KnowledgeConfig().model)
 DEFAULTS = {**{k: v for k, v in dataclasses.asdict(KnowledgeConfig()).items() if k in FIELDS},
-            "people": 200, "steps": 600}  # the README's CPU-sized example
+            "model": {}}
 PROTOCOL_OPTIONS = list(PROTOCOLS)
 
 
@@ -46,6 +49,8 @@ def flag(name: str) -> str:
 
 
 def _parse(name: str, text) -> object:
+    """A form (or job argv) value as the CLI reads its flag; ``model`` overrides the
+    default model."""
     kind, text = FIELDS[name], "" if text is None else str(text).strip()
     if kind is dict:
         if not text:
@@ -56,7 +61,7 @@ def _parse(name: str, text) -> object:
             raise UserError(f"--model is not JSON: {exc}") from None
         if not isinstance(value, dict):
             raise UserError(f"--model must be a JSON object, got {text!r}")
-        return value
+        return {**DEFAULT_MODEL, **value}
     if kind is str:
         return text
     try:

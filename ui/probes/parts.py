@@ -4,6 +4,8 @@ QA accuracy table across knowledge results."""
 
 from __future__ import annotations
 
+import json
+
 from dash import dcc, html
 
 from ui.components import status_badge
@@ -11,8 +13,8 @@ from ui.figures import progress_text
 from ui.polling import poll_run
 from ui.probes.data import KNOWLEDGE_COMMAND, probe_runs
 from ui.probes.knowledge_figures import format_cell, qa_table
-from ui.probes.launch import DEFAULTS, FIELDS, PROTOCOL_OPTIONS, config_of_argv, \
-    pretrain_run_of
+from ui.probes.launch import (DEFAULT_MODEL, DEFAULTS, FIELDS, PROTOCOL_OPTIONS,
+                               config_of_argv, pretrain_run_of)
 from workbench.store import RunStore
 
 FORM_KEYS = (*FIELDS, "name")
@@ -39,7 +41,8 @@ def knowledge_form() -> html.Div:
                                      style={"width": "200px"})
         else:
             component = dcc.Input(id=f"pb-{key}", type="text", value=_value(key),
-                                  placeholder='{"d_model": 128}' if key == "model" else None)
+                                  placeholder=f"overrides of {json.dumps(DEFAULT_MODEL)}"
+                                  if key == "model" else None)
         return html.Div([html.Label(LABELS[key], htmlFor=f"pb-{key}"), component,
                          html.Span(id=f"pb-{key}-err", className="field-error")],
                         className="field")
