@@ -54,7 +54,7 @@ def _parse(name: str, text) -> object:
     kind, text = FIELDS[name], "" if text is None else str(text).strip()
     if kind is dict:
         if not text:
-            return {}
+            return dict(DEFAULT_MODEL)
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
