@@ -182,9 +182,11 @@ def finetune_comparison(result: dict | None, *, height: int = 400,
                                       "symmetric": False}), row=1, col=2)
     fig.add_hline(y=0, line={"color": "#9ca3af", "width": 1}, row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(range=[-1.05, 1.05], row=1, col=2)
     steps = ((result or {}).get("config") or {}).get("steps")
     _layout(fig, "before / after finetuning" + (f" ({steps} steps each)" if steps else ""),
             height)
+    fig.update_layout(margin={"t": 90})  # the title above the two subplot titles
     if empty and not rows:
         empty_state(fig, empty)
     return fig
