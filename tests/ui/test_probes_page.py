@@ -325,6 +325,7 @@ def test_pages_over_stored_results_and_a_refused_launch(dash_duo, store, results
     dash_duo.wait_for_contains_text("#pb-people-err", "at least 8", timeout=20)
     assert "nothing was started" in dash_duo.find_element("#pb-form-error").text
     assert list_jobs(store=store) == []
+    screenshot(dash_duo, "probes-index")
 
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/runs/{run.id}", timeout=20)
     dash_duo.wait_for_contains_text("body", "Probes", timeout=20)  # the analysis link

@@ -22,6 +22,7 @@ from ui.figures import empty_state
 # trace names of baseline_lines(), in order
 BASELINE_TRACES = ("probe (best site)", "embedding (resid.0)", "random-init model (best site)",
                    "chance")
+MAX_LABELLED_CELLS = 240  # beyond this the numbers in the cells are unreadable: hover only
 _STEP_DIR = re.compile(r"step_\d+")
 
 
@@ -124,11 +125,13 @@ def probe_heatmaps(payload: dict | None = None, *, height: int = 380,
     fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[t for t, _ in panels])
     low = 0.0 if payload.get("metric", "accuracy") == "accuracy" else None
+    cells = len(payload["sites"]) * len(payload["positions"]) * len(panels)
     for i, (title, grid) in enumerate(panels, start=1):
         selectivity = title.startswith("selectivity")
         fig.add_trace(go.Heatmap(
             z=grid, x=list(payload["positions"]), y=list(payload["sites"]), name=title,
-            coloraxis="coloraxis2" if selectivity else "coloraxis", texttemplate="%{z:.2f}",
+            coloraxis="coloraxis2" if selectivity else "coloraxis",
+            texttemplate="%{z:.2f}" if cells <= MAX_LABELLED_CELLS else None,
             hovertemplate="%{y} @ %{x}: %{z:.3f}<extra>" + title + "</extra>"), row=1, col=i)
     fig.update_layout(
         height=height, template="plotly_white", margin={"l": 70, "r": 20, "t": 40, "b": 40},

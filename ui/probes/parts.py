@@ -104,8 +104,13 @@ def runs_list(store: RunStore) -> html.Div:
                          html.Code("workbench probes fit ACTS --target COLUMN")],
                         className="muted")
     return html.Ul([html.Li([dcc.Link(run.name or run.id, href=f"/runs/{run.id}/probes"),
-                             f" · {run.kind} · {fits} probe fits · {knowledge} knowledge "
-                             "results"]) for run, fits, knowledge in runs], id="pb-runs-list")
+                             f" · {run.kind} · {_count(fits, 'probe fit')} · "
+                             f"{_count(knowledge, 'knowledge result')}"])
+                    for run, fits, knowledge in runs], id="pb-runs-list")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def qa_table_component(entries, element_id: str = "pb-qa-table", current: str | None = None):
