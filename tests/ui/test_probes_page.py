@@ -20,12 +20,13 @@ from probes.knowledge_data import ANCHORS
 from probes.knowledge_probe import ProbeTable
 from tests.probes.helpers import planted
 from training.corpora.bios_templates import ATTRIBUTES
+from ui.app import create_app
 from ui.figures import has_empty_state
-from ui.probes.figures import BASELINE_TRACES, group_fits, heatmap_panels, probe_heatmaps, \
-    probe_series
+from ui.probes.figures import BASELINE_TRACES, baseline_lines, group_fits, heatmap_panels, \
+    probe_heatmaps, probe_series
 from ui.probes.knowledge_figures import p_probe_curves, q_over_training, q_vs_qa_points, \
     qa_table
-from ui.probes.data import all_knowledge, fit_results
+from ui.probes.data import all_knowledge, fit_results, probe_runs
 from ui.probes.launch import check_form, config_of_argv, job_argv
 
 
@@ -123,7 +124,6 @@ def test_fit_figures_draw_the_stored_grids(store, results):
         payload["test_score"], payload["control_score"], payload["selectivity"],
         payload["random_baseline"]["test_score"]]
     assert list(fig.data[0].y) == payload["sites"] and list(fig.data[0].x) == payload["positions"]
-    from ui.probes.figures import baseline_lines
     lines = baseline_lines(payload)
     assert [t.name for t in lines.data] == list(BASELINE_TRACES)
     assert list(lines.data[0].y) == [max(c) for c in zip(*payload["test_score"])]
@@ -187,8 +187,6 @@ def _note(fig) -> str:
 
 
 def test_run_page_layout_callbacks_and_analysis_link(store, results, seed):
-    from ui.app import create_app
-
     bare = seed(store, name="bare")
     app = create_app(store.home)
     page = sys.modules["ui.probes.run_page"]
@@ -264,7 +262,6 @@ def test_valid_form_round_trips_through_the_job_argv(store, seed):
 
 
 def test_launch_callback_refuses_bad_values_and_starts_nothing(store):
-    from ui.app import create_app
     from ui.probes.parts import FORM_KEYS
     from workbench.jobs import list_jobs
 
@@ -283,8 +280,6 @@ def test_launch_callback_refuses_bad_values_and_starts_nothing(store):
 
 
 def test_index_lists_the_runs_with_results(store, results):
-    from ui.app import create_app
-
     app = create_app(store.home)
     page = sys.modules["ui.probes.index_page"]
     with app.server.test_request_context("/"):
@@ -311,7 +306,6 @@ def _traces(dash_duo, graph_id):
 @pytest.mark.browser
 def test_pages_over_stored_results_and_a_refused_launch(dash_duo, store, results, screenshot):
     from browser_helpers import wait_until
-    from ui.app import create_app
     from workbench.jobs import list_jobs
 
     run, lm = results["run"], results["lms"][0]
@@ -355,7 +349,6 @@ def test_pages_over_stored_results_and_a_refused_launch(dash_duo, store, results
 @pytest.mark.integration
 def test_launch_a_tiny_knowledge_job_and_follow_it(dash_duo, store, screenshot):
     from browser_helpers import wait_until
-    from ui.app import create_app
     from ui.probes.launch import FIELDS
 
     # the job runs this checkout, however the package happens to be installed
@@ -376,7 +369,7 @@ def test_launch_a_tiny_knowledge_job_and_follow_it(dash_duo, store, screenshot):
                                                             "interrupted"))), None),
                       240, "the job's end")
     assert "result stored on" in text, text
-    [(lm, fits, knowledge)] = __import__("ui.probes.data", fromlist=["x"]).probe_runs(store)
+    [(lm, fits, knowledge)] = probe_runs(store)
     assert lm.kind == "pretrain" and (fits, knowledge) == (0, 1)
     dash_duo.wait_for_contains_text("#pb-runs-list", lm.name or lm.id, timeout=20)
     dash_duo.find_element("#pb-job-list a").click()
@@ -388,7 +381,6 @@ def test_launch_a_tiny_knowledge_job_and_follow_it(dash_duo, store, screenshot):
 
 
 def test_the_forms_defaults_are_the_clis(store):
-    from ui.app import create_app
     from ui.probes.parts import FORM_KEYS
 
     app = create_app(store.home)
