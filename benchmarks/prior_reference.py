@@ -25,6 +25,10 @@ import time
 from pathlib import Path
 
 
+# the pretraining the figures were measured on (the reference test uses the same)
+DEFAULTS = {"docs": 20000, "pretrain_steps": 800, "instructed_frac": 0.1}
+
+
 def _cli(*args) -> dict:
     from workbench.cli import main
     out = io.StringIO()
@@ -34,12 +38,14 @@ def _cli(*args) -> dict:
     return json.loads(out.getvalue())
 
 
-def pretrain_inhouse(name: str, docs: int, steps: int) -> str:
+def pretrain_inhouse(name: str, docs: int, steps: int, instructed_frac: float = 0.1,
+                     task: str = "count") -> str:
     from training.corpora.prior_tasks import prior_task, write_corpus
     from training.lm.api import pretrain
     from training.lm.prepare import prepare
     root = Path(tempfile.mkdtemp(prefix="prior-ref-"))
-    write_corpus(prior_task("count"), root / "corpus.jsonl", docs)
+    write_corpus(prior_task(task), root / "corpus.jsonl", docs,
+                 instructed_frac=instructed_frac)
     prepare([str(root / "corpus.jsonl")], tokenizer="train:300", output=str(root / "data"),
             val_frac=0.02)
     t0 = time.perf_counter()
@@ -48,22 +54,35 @@ def pretrain_inhouse(name: str, docs: int, steps: int) -> str:
     run = pretrain(str(root / "data"), preset="tiny", name=name, overrides={
         "steps": steps, "n_layers": 4, "batch_size": 32})
     print(f"pretrained {run.run_id} ({name}): {steps} steps in {time.perf_counter() - t0:.0f} s,"
-          f" val loss {run.val_loss:.3f}")
+          f" val loss {run.val_loss}")
     return name
+
+
+FINETUNE_FLAGS = ("steps", "lr", "kl_weight", "val_fraction", "eval_every", "patience",
+                  "batch_size", "held_out")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", default=None, help="an already pretrained in-house run")
-    ap.add_argument("--docs", type=int, default=20000)
-    ap.add_argument("--pretrain-steps", type=int, default=300)
-    ap.add_argument("--steps", type=int, default=100, help="finetune steps")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--docs", type=int, default=DEFAULTS["docs"])
+    ap.add_argument("--pretrain-steps", type=int, default=DEFAULTS["pretrain_steps"])
+    ap.add_argument("--instructed-frac", type=float, default=DEFAULTS["instructed_frac"])
     ap.add_argument("--n", type=int, default=450)
+    for flag in FINETUNE_FLAGS:  # passed through to prior-finetune (its defaults otherwise)
+        ap.add_argument("--" + flag.replace("_", "-"), default=None)
     args = ap.parse_args()
-    run = args.run or pretrain_inhouse("prior-reference", args.docs, args.pretrain_steps)
+    run = args.run or pretrain_inhouse("prior-reference", args.docs, args.pretrain_steps,
+                                       args.instructed_frac)
+    tuning = [a for f in FINETUNE_FLAGS if getattr(args, f) is not None
+              for a in ("--" + f.replace("_", "-"), getattr(args, f))]
+    report(run, args.n, tuning)
 
-    r = _cli("probes", "prior", run, "--task", "count", "--n", args.n)
+
+def report(run: str, n: int, tuning: list) -> tuple[dict, dict]:
+    """Run the analysis and the finetune on ``run``; print every figure; return both."""
+    t0 = time.perf_counter()
+    r = _cli("probes", "prior", run, "--task", "count", "--n", n)
     c = r["correlation"]
     print(f"\n1. before finetuning ({r['n_examples']} prompts, answers uniform): accuracy "
           f"{r['accuracy']:.3f}")
@@ -83,9 +102,11 @@ def main() -> None:
     print(f"   localised blocks: {r['localised_layers']}  (rule: {r['rule']})")
 
     ft = _cli("probes", "prior-finetune", run, "--task", "count", "--layers", "auto",
-              "--steps", args.steps, "--lr", args.lr, "--n", args.n)
-    print(f"\n3. finetune, {args.steps} steps, lr {args.lr}, held-out answer values "
-          f"{', '.join(ft['config']['held_out'])} (new run {ft['run_id']}):")
+              "--n", n, *tuning)
+    c = ft["config"]
+    print(f"\n3. finetune, budget {c['steps']} steps, lr {c['lr']}, KL weight {c['kl_weight']}, "
+          f"held-out answer values {', '.join(c['held_out'])}, validation values "
+          f"{', '.join(c['val_values'])} (new run {ft['run_id']}):")
     print(f"   {'':<26}{'held-out acc':>13}{'train-value acc':>16}{'Spearman':>10}  95% CI")
     for key, label in (("before", "before"), ("instruction_baseline", "instruction baseline"),
                        ("localised", f"localised {ft['layers']}"),
@@ -93,13 +114,16 @@ def main() -> None:
                        ("all_layers", "all blocks")):
         e = ft[key]
         cc = e["correlation"]
+        kept = f"  kept step {e['training']['kept_step']}" if "training" in e else ""
         print(f"   {label:<26}{e['held_out_accuracy']:>13.3f}{e['train_values_accuracy']:>16.3f}"
-              f"{str(cc['rho']):>10}  [{cc['ci_low']}, {cc['ci_high']}]")
+              f"{str(cc['rho']):>10}  [{cc['ci_low']}, {cc['ci_high']}]{kept}")
     gain = ft["localised"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
     other = ft["other_layers"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
     print(f"\n   held-out accuracy gain: localised {gain:+.3f}, other blocks {other:+.3f}; "
           f"correlation after (localised) significant: "
           f"{ft['localised']['correlation']['significant']}")
+    print(f"   ({time.perf_counter() - t0:.0f} s for the analysis and the finetune)")
+    return r, ft
 
 
 if __name__ == "__main__":

@@ -21,21 +21,39 @@ def add_subcommands(sub) -> None:
     _common(f)
     f.add_argument("--layers", default="auto",
                    help="auto (the localisation rule) or block indices, e.g. 2,3 (0-based)")
-    f.add_argument("--steps", type=int, default=100)
-    f.add_argument("--batch-size", type=int, default=32)
-    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--steps", type=int, default=None, help="step budget of every arm "
+                   f"(default {_default('steps')})")
+    f.add_argument("--batch-size", type=int, default=None,
+                   help=f"default {_default('batch_size')}")
+    f.add_argument("--lr", type=float, default=None, help=f"default {_default('lr')}")
+    f.add_argument("--kl-weight", type=float, default=None,
+                   help="weight of the KL to the original model on everything but the correct "
+                        f"answer (default {_default('kl_weight')}; 0: plain cross-entropy)")
+    f.add_argument("--val-fraction", type=float, default=0.25,
+                   help="training values of each bin (with >= 3) kept for early stopping "
+                        "(default 0.25; 0: no early stopping)")
+    f.add_argument("--eval-every", type=int, default=None,
+                   help=f"steps between validations (default {_default('eval_every')})")
+    f.add_argument("--patience", type=int, default=None,
+                   help="validations without improvement before stopping (default "
+                        f"{_default('patience')}; 0: never stop early)")
+    f.add_argument("--n-val", type=int, default=None,
+                   help=f"validation prompts (default {_default('n_val')})")
     f.add_argument("--held-out", default=None, help="answer values held out of training "
                                                     "(default: a third of each prior bin)")
     f.add_argument("--train-values", default=None, help="answer values to train on "
                                                         "(default: all but the held-out)")
-    f.add_argument("--n-eval", type=int, default=300, help="evaluation prompts per model")
+    f.add_argument("--n-eval", type=int, default=None,
+                   help=f"evaluation prompts per model (default {_default('n_eval')})")
     f.add_argument("--name", default=None, help="name of the new run")
+    f.add_argument("--resume", action="store_true",
+                   help="RUN is a killed prior-finetune run: finish it with its own config")
     f.set_defaults(handler=_finetune)
 
 
 def _common(p) -> None:
     p.add_argument("model", metavar="RUN|DIR", help="run id / name, or a Hugging Face directory")
-    p.add_argument("--task", required=True,
+    p.add_argument("--task", default=None,
                    help="count, acronym (in-house corpora), count-words, acronym-words")
     p.add_argument("--values", default=None, help="restrict to these answer values (comma list)")
     p.add_argument("--checkpoint", default="final", help="a run's checkpoint step (default final)")
@@ -47,6 +65,13 @@ def _common(p) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _default(name: str):
+    from dataclasses import fields
+
+    from probes.prior_train import FinetuneConfig
+    return next(f.default for f in fields(FinetuneConfig) if f.name == name)
+
+
 def _list(text: str | None) -> list[str] | None:
     return None if text is None else [v.strip() for v in text.split(",") if v.strip()]
 
@@ -54,6 +79,8 @@ def _list(text: str | None) -> list[str] | None:
 def _task(args):
     from probes.prior_scoring import check_bins
     from training.corpora.prior_tasks import prior_task, restrict
+    if args.task is None:
+        raise UserError("--task is required (count, acronym, count-words, acronym-words)")
     task = restrict(prior_task(args.task), _list(args.values))
     check_bins(task)
     if args.n < 10:
@@ -122,18 +149,25 @@ def _layers(spec: str, n_layers: int) -> list[int] | None:
     return layers
 
 
+_TUNING = ("steps", "batch_size", "lr", "kl_weight", "eval_every", "patience", "n_val",
+           "n_eval")
+
+
 def _finetune(args) -> int:
+    from dataclasses import replace
+
     from probes.prior import prior_analysis
-    from probes.prior_finetune import FinetuneConfig, prior_finetune, split_values
+    from probes.prior_finetune import FinetuneConfig, split_values, validation_values
+    if args.resume:
+        return _resume(args)
     task = _task(args)
-    for name in ("steps", "batch_size", "n_eval"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be positive, got "
-                            f"{getattr(args, name)}")
-    if not args.lr > 0:
-        raise UserError(f"--lr must be positive, got {args.lr}")
     train, held = split_values(task, _list(args.held_out), _list(args.train_values),
                                seed=args.seed)
+    train, val = validation_values(task, train, args.val_fraction, seed=args.seed)
+    given = {k: getattr(args, k) for k in _TUNING if getattr(args, k) is not None}
+    # validated before any model loads (UserError names the bad value)
+    cfg = FinetuneConfig(task=task.name, layers=(), held_out=held, train_values=train,
+                         val_values=val, seed=args.seed, **given)
     if args.name is not None:
         from workbench.store import validate_name
         validate_name(args.name)
@@ -153,9 +187,7 @@ def _finetune(args) -> int:
     if not control:
         raise UserError(f"the model has no blocks outside {layers} for the control")
     prior = {row["value"]: row["log_prior"] for row in analysis.values}
-    cfg = FinetuneConfig(task=task.name, layers=tuple(layers), held_out=held,
-                         train_values=train, steps=args.steps, batch_size=args.batch_size,
-                         lr=args.lr, n_eval=args.n_eval, seed=args.seed)
+    cfg = replace(cfg, layers=tuple(layers))
     if model.run is not None:
         source = model.run.checkpoint_path(model.step).parent
         store, parent = model.run.store, model.run_id
@@ -165,18 +197,55 @@ def _finetune(args) -> int:
     if not (source / "config.json").is_file():
         raise UserError(f"run {args.model} is not a language model in Hugging Face format")
     localisation = {"sites": analysis.sites, "margin": analysis.margin, "rule": analysis.rule,
-                    "localised_layers": analysis.localised_layers}
-    result = prior_finetune(source, model.tokenizer, task, cfg, prior, control, store=store,
+                    "localised_layers": analysis.localised_layers,
+                    "source_ref": parent or str(source), "source_step": model.step}
+    return _run_finetune(args, source, model.tokenizer, task, cfg, prior, control, store,
+                         parent, localisation)
+
+
+def _resume(args) -> int:
+    """``prior-finetune RUN --resume``: the killed run's own config, from its last arm."""
+    from probes.prior_finetune import KIND, FinetuneConfig
+    from training.corpora.prior_tasks import prior_task, restrict
+    from workbench.lifecycle import COMPLETED, RUNNING
+    from workbench.store import RunStore
+    extra = [k for k in ("task", "values", "held_out", "train_values", "name", *_TUNING)
+             if getattr(args, k) is not None] + ([] if args.layers == "auto" else ["layers"])
+    if extra:
+        raise UserError(f"--resume continues a run with its own config; drop "
+                        f"--{extra[0].replace('_', '-')}")
+    store = RunStore()
+    run = store.get_run(args.model)
+    if run.kind != KIND:
+        raise UserError(f"run {args.model!r} is a {run.kind} run, not a {KIND} run")
+    if run.status in (COMPLETED, RUNNING):
+        raise UserError(f"run {run.id} is {run.status}; only a stopped run can be resumed")
+    c = dict(run.config)
+    task = restrict(prior_task(c["task"]), c["values"])
+    cfg = FinetuneConfig.from_dict({k: c[k] for k in FinetuneConfig.__dataclass_fields__})
+    loc = c["localisation"]
+    from probes.sources import load_model
+    model = load_model(loc["source_ref"], step=loc["source_step"] or "final",
+                       device=args.device)
+    return _run_finetune(args, Path(c["source"]), model.tokenizer, task, cfg, c["prior"],
+                         c["control_layers"], store, c["parent"], loc, resume=run.id)
+
+
+def _run_finetune(args, source, tokenizer, task, cfg, prior, control, store, parent,
+                  localisation, resume=None) -> int:
+    from probes.prior_finetune import prior_finetune
+    result = prior_finetune(source, tokenizer, task, cfg, prior, control, store=store,
                             parent=parent, name=args.name, device=args.device,
-                            localisation=localisation).to_json()
-    lines = [f"run {result['run_id']}: finetuned blocks {layers} of {args.model} "
-             f"({args.steps} steps); held-out values {', '.join(held)}",
+                            localisation=localisation, resume=resume).to_json()
+    lines = [f"run {result['run_id']}: finetuned blocks {list(cfg.layers)} of {args.model} "
+             f"(budget {cfg.steps} steps); held-out values {', '.join(cfg.held_out)}",
              f"{'':<22}{'held-out acc':>13}{'all acc':>9}{'Spearman':>10}  CI"]
     for key in ("before", "instruction_baseline", "localised", "other_layers", "all_layers"):
         r = result[key]
         c = r["correlation"]
         label = key + (f" {control}" if key == "other_layers" else "")
+        kept = f"  (kept step {r['training']['kept_step']})" if "training" in r else ""
         lines.append(f"{label:<22}{r['held_out_accuracy']:>13.3f}{r['accuracy']:>9.3f}"
-                     f"{str(c['rho']):>10}  {c['ci_low']} .. {c['ci_high']}")
+                     f"{str(c['rho']):>10}  {c['ci_low']} .. {c['ci_high']}{kept}")
     emit(result, args.json, "\n".join(lines))
     return 0

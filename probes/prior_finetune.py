@@ -1,23 +1,27 @@
-"""Prior finetuning: train only chosen transformer blocks, lightly, on basic task prompts whose
-answers are stratified by prior with whole answer values held out, and compare held-out
+"""Prior finetuning: finetune only chosen transformer blocks, lightly, on basic task prompts
+whose answers are stratified by prior with whole answer values held out, and compare held-out
 accuracy and the error-prior correlation before and after with controls at the same budget.
 
 Method (Zhang et al. 2025, "Identifying and Mitigating the Influence of the Prior Distribution
 in Large Language Models"): the localised blocks (:func:`probes.prior.choose_layers`, or a
-list) are finetuned with AdamW on the cross-entropy of the answer tokens only, every other
-parameter frozen (so bit-identical: tested). Training answers are drawn bin first (common /
-medium / rare equally often), then uniformly within the bin; held-out values (by default a
-third of each bin's values, at least one) never appear in training. Controls, each from the
-same starting weights at the same steps, batch and learning rate: the same number of other
-blocks (those with the smallest probe margin), and all blocks; plus the instruction baseline
-(the untouched model with the "don't rely on your prior" instruction). The localised model is
-saved as a new run of kind ``prior-finetune`` (parent: the source run) whose checkpoint is a
-Hugging Face directory, loadable like a pretrain run's.
+list) are trained by :func:`probes.prior_train.finetune_blocks` (answer cross-entropy plus a KL
+to the original model on everything else, early stopping on validation answer values), every
+other parameter frozen (so bit-identical: tested). Held-out values (by default a third of each
+bin's values, at least one) are never targets. Controls, each from the same starting weights
+with the same config (steps, batch, lr, KL, early stopping): the same number of other blocks
+(those with the smallest probe margin), and all blocks; plus the instruction baseline (the
+untouched model with the "don't rely on your prior" instruction).
+
+Saved as a new run of kind ``prior-finetune`` (config: the finetune config, ``parent``, the
+control blocks, the prior, the source) whose checkpoint is the localised model as a Hugging
+Face directory, loadable like a pretrain run's; the result is the run-store result
+``(prior_finetune, task=<task>)`` and ``prior_finetune.json``. Each arm's evaluation is written
+to ``arms/<arm>.json`` as it finishes, so a killed run resumes (``resume=``) from its last
+finished arm; the arms are deterministic, so a resumed run ends with the same figures.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
@@ -31,6 +35,8 @@ import torch
 
 from probes.prior_scoring import (Encoder, accuracy_by_bin, check_bins, error_prior_correlation,
                                   score_answers)
+from probes.prior_train import (FinetuneConfig, blocks_of, finetune_blocks,  # noqa: F401
+                                spread_sample, validation_values)
 from training.corpora.prior_tasks import PriorTask
 from workbench.errors import UserError
 
@@ -40,25 +46,6 @@ RESULT_KIND = "prior_finetune"  # run-store result kind, on the finetune run, ke
 
 def result_key(task: str) -> str:
     return f"task={task}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class FinetuneConfig:
-    """What a prior finetune does; stored with its run."""
-
-    task: str
-    layers: tuple[int, ...]  # block indices
-    held_out: tuple[str, ...]
-    train_values: tuple[str, ...]
-    steps: int = 100
-    batch_size: int = 32
-    lr: float = 1e-3
-    n_eval: int = 300
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return {**self.__dict__, "layers": list(self.layers), "held_out": list(self.held_out),
-                "train_values": list(self.train_values)}
 
 
 def split_values(task: PriorTask, held_out: list[str] | None = None,
@@ -74,7 +61,7 @@ def split_values(task: PriorTask, held_out: list[str] | None = None,
         for cond in ("common", "medium", "rare"):
             members = [v for v in task.values if task.condition(v) == cond]
             if len(members) >= 2:
-                held_out += rng.sample(members, max(1, len(members) // 3))
+                held_out += spread_sample(members, max(1, len(members) // 3), rng)
     train = [v for v in task.values if v not in held_out] if train_values is None \
         else list(train_values)
     both = sorted(set(train) & set(held_out), key=task.values.index)
@@ -86,66 +73,12 @@ def split_values(task: PriorTask, held_out: list[str] | None = None,
     return tuple(train), tuple(held_out)
 
 
-def blocks_of(model) -> torch.nn.ModuleList:
-    """The transformer blocks of a ``transformers`` causal LM (GPT-2 ``h``, Llama ``layers``)."""
-    n = model.config.num_hidden_layers
-    for _, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
-            return module
-    raise UserError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
-
-
 def check_layers(layers: list[int], n_layers: int) -> None:
     bad = [b for b in layers if not 0 <= b < n_layers]
     if bad:
         raise UserError(f"layer {bad[0]} is out of range: the model has blocks 0-{n_layers - 1}")
     if not layers:
         raise UserError("give at least one layer to finetune")
-
-
-def _batches(task: PriorTask, enc: Encoder, values: tuple[str, ...], cfg: FinetuneConfig):
-    rng = random.Random(f"prior finetune {cfg.seed}")
-    bins: dict[str, list[str]] = {}
-    for v in values:
-        bins.setdefault(task.condition(v), []).append(v)
-    names = sorted(bins)
-    for _ in range(cfg.steps):
-        batch = []
-        for _ in range(cfg.batch_size):
-            v = rng.choice(bins[rng.choice(names)])  # stratified by prior bin
-            e = enc.encode(task.prompt(v, rng))
-            batch.append((e.prompt, e.answer))
-        yield batch
-
-
-def finetune_blocks(model, task: PriorTask, enc: Encoder, layers: list[int],
-                    cfg: FinetuneConfig, device=None):
-    """A copy of ``model`` with only ``layers`` trained (AdamW on answer-token cross-entropy)."""
-    model = copy.deepcopy(model)
-    blocks = blocks_of(model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = [p for b in layers for p in blocks[b].parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    torch.manual_seed(cfg.seed)
-    model.train()
-    for batch in _batches(task, enc, cfg.train_values, cfg):
-        width = max(len(c) + len(a) for c, a in batch)
-        x = torch.full((len(batch), width), enc.start, dtype=torch.long)
-        y = torch.full((len(batch), width), -100, dtype=torch.long)
-        for r, (c, a) in enumerate(batch):
-            x[r, :len(c) + len(a)] = torch.tensor(c + a)
-            y[r, len(c) - 1:len(c) + len(a) - 1] = torch.tensor(a)  # predict answer tokens
-        logits = model(x.to(device) if device else x).logits  # [b, s, V]
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(),
-                                                 y.flatten().to(logits.device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    model.eval()
-    return model
 
 
 def evaluate(model, task: PriorTask, enc: Encoder, cfg: FinetuneConfig, prior: dict, *,
@@ -164,7 +97,9 @@ def evaluate(model, task: PriorTask, enc: Encoder, cfg: FinetuneConfig, prior: d
     return {"held_out_accuracy": round(float(correct[held].mean()), 4),
             "train_values_accuracy": round(float(correct[~held].mean()), 4),
             "accuracy": round(float(correct.mean()), 4),
-            "accuracy_by_bin": accuracy_by_bin(task, values, correct, lp), "correlation": corr}
+            "accuracy_by_bin": accuracy_by_bin(task, values, correct, lp), "correlation": corr,
+            "accuracy_by_value": {v: round(float(correct[[w == v for w in values]].mean()), 4)
+                                  for v in task.values if v in values}}
 
 
 def load_causal_lm(directory: Path, device=None):
@@ -212,48 +147,89 @@ class FinetuneResult:
         return dict(self.__dict__)
 
 
+ARMS = ("before", "instruction_baseline", "localised", "other_layers", "all_layers")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
 def prior_finetune(source_dir: Path, tokenizer, task: PriorTask, cfg: FinetuneConfig,
                    prior: dict, control_layers: list[int], *, store=None, parent=None,
-                   name=None, device=None, localisation: dict | None = None
-                   ) -> FinetuneResult:
+                   name=None, device=None, localisation: dict | None = None,
+                   resume: str | None = None) -> FinetuneResult:
     """Finetune ``cfg.layers`` of the model in ``source_dir``, the controls beside it, and save
     the localised model as a run when ``store`` is given (validation first: nothing is
-    written on bad input)."""
+    written on bad input). ``resume``: the id of a killed run of this kind to finish."""
     check_bins(task)
     model = load_causal_lm(source_dir, device)
     n_layers = model.config.num_hidden_layers
     check_layers(list(cfg.layers), n_layers)
     check_layers(control_layers, n_layers)
     enc = Encoder(tokenizer, task)
-    results = {"before": evaluate(model, task, enc, cfg, prior, device=device),
-               "instruction_baseline": evaluate(model, task, enc, cfg, prior, instructed=True,
-                                                device=device)}
-    tuned = finetune_blocks(model, task, enc, list(cfg.layers), cfg, device)
-    results["localised"] = evaluate(tuned, task, enc, cfg, prior, device=device)
-    for key, layers in (("other_layers", control_layers), ("all_layers", range(n_layers))):
-        other = finetune_blocks(model, task, enc, list(layers), cfg, device)
-        results[key] = evaluate(other, task, enc, cfg, prior, device=device)
-        del other
-    run_id = checkpoint = None
-    if store is None:
-        return FinetuneResult(run_id=None, task=task.name, config=cfg.to_dict(),
+    arm_layers = {"localised": list(cfg.layers), "other_layers": list(control_layers),
+                  "all_layers": list(range(n_layers))}
+
+    def result(results, run_id=None, checkpoint=None) -> FinetuneResult:
+        return FinetuneResult(run_id=run_id, task=task.name, config=cfg.to_dict(),
                               layers=list(cfg.layers), control_layers=list(control_layers),
-                              checkpoint=None, localisation=localisation, **results)
-    run = store.create_run(kind=KIND, task=task.name, name=name, parent=parent,
-                           config={**cfg.to_dict(), "source": str(source_dir),
-                                   "parent": parent, "control_layers": control_layers})
-    run_id = run.id
-    with store.lifecycle(run_id) as life:
-        target = save_model_dir(tuned.cpu(), tokenizer, source_dir,
-                                store.layout(run_id).model_dir(cfg.steps))
-        store.add_artifact(run_id, target / "model.safetensors", "checkpoint", step=cfg.steps)
-        checkpoint = str(target)
-        result = FinetuneResult(run_id=run_id, task=task.name, config=cfg.to_dict(),
-                                layers=list(cfg.layers), control_layers=list(control_layers),
-                                checkpoint=checkpoint, localisation=localisation, **results)
-        (store.layout(run_id).root / "prior_finetune.json").write_text(
-            json.dumps(results, indent=2, sort_keys=True) + "\n")
-        store.put_result(run_id, RESULT_KIND, result_key(task.name), result.to_json())
+                              checkpoint=checkpoint, localisation=localisation, **results)
+
+    def arm(key: str, save=None) -> dict:
+        if key in ("before", "instruction_baseline"):
+            return evaluate(model, task, enc, cfg, prior, device=device,
+                            instructed=key == "instruction_baseline")
+        tuned, info = finetune_blocks(model, task, enc, arm_layers[key], cfg, device)
+        out = {**evaluate(tuned, task, enc, cfg, prior, device=device), "training": info}
+        if save is not None:
+            save(tuned)
+        return out
+
+    if store is None:
+        return result({key: arm(key) for key in ARMS})
+    if resume is None:
+        run = store.create_run(kind=KIND, task=task.name, name=name, parent=parent,
+                               config=run_config(cfg, task, source_dir, parent, control_layers,
+                                                 prior, localisation))
+    else:
+        run = store.get_run(resume)
+    layout = store.layout(run.id)
+    target = layout.model_dir(cfg.steps)
+
+    def save(tuned) -> None:
+        if target.exists():  # a killed run's copy of the same (deterministic) weights
+            shutil.rmtree(target)
+        save_model_dir(copy_to_cpu(tuned), tokenizer, source_dir, target)
+        store.add_artifact(run.id, target / "model.safetensors", "checkpoint", step=cfg.steps)
+
+    with store.lifecycle(run.id, resume=resume is not None) as life:
+        arms_dir = layout.root / "arms"
+        arms_dir.mkdir(parents=True, exist_ok=True)
+        results = {}
+        for key in ARMS:
+            path = arms_dir / f"{key}.json"
+            if path.is_file():
+                results[key] = json.loads(path.read_text())
+                continue
+            results[key] = arm(key, save if key == "localised" else None)
+            _write_json(path, results[key])
+        out = result(results, run.id, str(target))
+        _write_json(layout.root / "prior_finetune.json", results)
+        store.put_result(run.id, RESULT_KIND, result_key(task.name), out.to_json())
         life.summary = {k: {"held_out_accuracy": v["held_out_accuracy"],
                             "rho": v["correlation"]["rho"]} for k, v in results.items()}
-    return result
+    return out
+
+
+def copy_to_cpu(model):
+    return model.cpu() if next(model.parameters()).device.type != "cpu" else model
+
+
+def run_config(cfg: FinetuneConfig, task: PriorTask, source_dir: Path, parent, control_layers,
+               prior: dict, localisation) -> dict:
+    """The finetune run's config: everything a resume needs to redo the same work."""
+    return {**cfg.to_dict(), "source": str(source_dir), "parent": parent,
+            "control_layers": list(control_layers), "values": list(task.values),
+            "prior": prior, "localisation": localisation}

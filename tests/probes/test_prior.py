@@ -27,10 +27,16 @@ def test_inhouse_corpus_follows_the_prior_and_prompts_are_uniform():
     # common values are written 12x as often as rare ones, medium 3x
     assert answers["10"] / answers["7"] == pytest.approx(12, rel=0.25)
     assert answers["4"] / answers["7"] == pytest.approx(3, rel=0.25)
-    stim = task.stimuli(150, seed=0)
+    stim = task.stimuli(200, seed=0)
     assert set(Counter(s.value for s in stim).values()) == {10}
     for s in stim:  # the answer is the count of the listed words
         assert len(s.prompt.split(":")[1].split()) - 1 == int(s.value)
+    # filler words before "count:" vary, so the count is not a function of the prompt length
+    lengths = {}
+    for s in stim:
+        lengths.setdefault(len(s.prompt.split()), set()).add(s.value)
+    assert max(len(v) for v in lengths.values()) >= 5
+    assert len({len(s.prompt.split()) for s in stim if s.value == "7"}) >= 5
     acr = prior_task("acronym").prompt("CAT", random.Random(0))
     assert acr.prompt == "acronym: cold apple tall =" and acr.condition == "common"
     hf = prior_task("count-words")
@@ -120,3 +126,51 @@ def test_an_answer_the_tokenizer_cannot_encode(tmp_path, save_tiny_gpt2):
     save_tiny_gpt2(tmp_path, ["count", ":", "=", "cat"])  # no digits in the vocabulary
     with pytest.raises(UserError, match="cannot encode the answer '1'"):
         Encoder(AutoTokenizer.from_pretrained(str(tmp_path)), prior_task("count"))
+
+
+def test_kept_distribution_kl_ignores_only_the_correct_answer():
+    from probes.prior_train import kept_distribution_kl
+    gen = torch.Generator().manual_seed(0)
+    original = torch.randn(2, 4, 10, generator=gen)
+    targets = torch.full((2, 4), -100)
+    targets[:, 2] = torch.tensor([3, 7])  # answer positions
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    valid[1, 3] = False
+    assert kept_distribution_kl(original.clone(), original, targets, valid) == pytest.approx(0)
+    # raising the correct answer's logit changes nothing the KL looks at
+    tuned = original.clone()
+    tuned[0, 2, 3] += 5.0
+    tuned[1, 2, 7] -= 5.0
+    assert kept_distribution_kl(tuned, original, targets, valid) == pytest.approx(0, abs=1e-6)
+    # raising a wrong answer there is penalised, and so is any change at other positions
+    for r, t, v in ((0, 2, 4), (0, 1, 3)):
+        tuned = original.clone()
+        tuned[r, t, v] += 3.0
+        assert kept_distribution_kl(tuned, original, targets, valid) > 0.01
+    tuned = original.clone()
+    tuned[1, 3] += torch.randn(10, generator=gen)  # a padding position: ignored
+    assert kept_distribution_kl(tuned, original, targets, valid) == pytest.approx(0, abs=1e-6)
+
+
+def test_finetune_config_refuses_bad_values_and_validation_is_disjoint():
+    from dataclasses import replace
+
+    from probes.prior_train import FinetuneConfig, validation_values
+    task = prior_task("count")
+    train, held = split_values(task, seed=0)
+    fit, val = validation_values(task, train, 0.25, seed=0)
+    assert set(fit) | set(val) == set(train) and not set(fit) & set(val)
+    assert {task.condition(v) for v in val} == {"common", "medium", "rare"}
+    assert validation_values(task, train, 0.0) == (train, ())
+    cfg = FinetuneConfig(task="count", layers=(1,), held_out=held, train_values=fit,
+                         val_values=val)
+    assert FinetuneConfig.from_dict(cfg.to_dict()) == cfg
+    for field, bad, message in (("lr", 0.0, "lr must be positive, got 0.0"),
+                                ("steps", 0, "steps must be positive, got 0"),
+                                ("kl_weight", -1.0, "kl_weight must be 0 or more, got -1.0"),
+                                ("patience", -2, "patience must be 0 or more, got -2"),
+                                ("val_values", (held[0],), "also appear in val_values")):
+        with pytest.raises(UserError, match=message):
+            replace(cfg, **{field: bad})
+    with pytest.raises(UserError, match=r"in \[0, 1\), got 1.5"):
+        validation_values(task, train, 1.5)

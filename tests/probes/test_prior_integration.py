@@ -7,6 +7,7 @@ nothing written."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,7 +32,7 @@ def inhouse(tmp_path_factory):
         write_corpus(task, root / "corpus.jsonl", 1500)
         prepare([str(root / "corpus.jsonl")], tokenizer="train:300", output=str(root / "data"))
         run = pretrain(str(root / "data"), preset="llama-tiny", name="prior-tiny", overrides={
-            "steps": 30, "batch_size": 8, "n_ctx": 32, "d_model": 32, "n_heads": 2,
+            "steps": 30, "batch_size": 8, "n_ctx": 64, "d_model": 32, "n_heads": 2,
             "d_mlp": 64, "n_layers": 2, "eval_every": 30, "checkpoint_every": 30,
             "log_checkpoints": 0, "warmup_steps": 5})
     finally:
@@ -68,13 +69,13 @@ def _check_only_blocks_changed(before: dict, after: dict, blocks: list[int], pre
 def test_inhouse_prior_and_finetune_end_to_end(inhouse, monkeypatch):
     home, run = inhouse
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
-    proc = _cli_in(home, "probes", "prior", "prior-tiny", "--task", "count", "--n", "60",
+    proc = _cli_in(home, "probes", "prior", "prior-tiny", "--task", "count", "--n", "100",
                    "--json")
     out = json.loads(proc.stdout)
     assert set(out["accuracy_by_bin"]) == {"common", "medium", "rare"}
     assert out["sites"] == ["resid.0", "resid.1", "resid.2"] and len(out["r2"][0]) == 3
     assert out["localised_layers"] in ([0], [1]) and "rule" in out
-    assert all(abs(v) < 0.5 for row in out["shuffled_r2"] for v in row)
+    assert all(v < 0.3 for row in out["shuffled_r2"] for v in row)  # noise is not decodable
     corpus = {r["value"]: r["corpus_weight"] for r in out["values"]}
     assert corpus["10"] == 12.0 and corpus["7"] == 1.0
     from workbench.store import RunStore
@@ -86,7 +87,7 @@ def test_inhouse_prior_and_finetune_end_to_end(inhouse, monkeypatch):
 
     proc = _cli_in(home, "probes", "prior-finetune", "prior-tiny", "--task", "count",
                    "--layers", "1", "--steps", "3", "--n", "40", "--n-eval", "30",
-                   "--held-out", "3,8,10", "--name", "tuned", "--json")
+                   "--held-out", "3,8,10", "--val-fraction", "0", "--name", "tuned", "--json")
     ft = json.loads(proc.stdout)
     assert ft["layers"] == [1] and ft["control_layers"] == [0]
     for key in ("before", "localised", "other_layers", "all_layers", "instruction_baseline"):
@@ -105,6 +106,68 @@ def test_inhouse_prior_and_finetune_end_to_end(inhouse, monkeypatch):
     source = home / "runs" / run.run_id / "checkpoints" / "step_00000030"
     _check_only_blocks_changed(_weights(source), _weights(__import__("pathlib").Path(
         ft["checkpoint"])), [1], "model.layers.")
+
+
+def test_killed_finetune_resumes_from_its_last_arm(inhouse, monkeypatch):
+    """A finetune stopped in its third arm resumes with its own config, redoes only the arms
+    that had not finished, and ends with the figures of an uninterrupted run."""
+    import probes.prior_finetune as pf
+    from workbench.cli import main
+    from workbench.store import RunStore
+    home, run = inhouse
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    args = ["probes", "prior-finetune", "prior-tiny", "--task", "count", "--layers", "0",
+            "--steps", "6", "--eval-every", "2", "--n", "40", "--n-eval", "30", "--n-val",
+            "10", "--held-out", "3,8,10"]
+    real, calls = pf.finetune_blocks, []
+
+    def stopped_in_the_second_finetune(*a, **k):
+        calls.append(a[3])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what SIGTERM / Ctrl-C raise inside the lifecycle
+        return real(*a, **k)
+    monkeypatch.setattr(pf, "finetune_blocks", stopped_in_the_second_finetune)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the subprocesses below: the same arithmetic
+    try:
+        assert main([*args, "--name", "killed", "--json"]) == 130
+    finally:
+        torch.set_num_threads(threads)
+    store = RunStore(home)
+    killed = store.get_run("killed")
+    arms = home / "runs" / killed.id / "arms"
+    assert killed.status == "cancelled"
+    assert sorted(p.name for p in arms.glob("*.json")) == [
+        "before.json", "instruction_baseline.json", "localised.json"]
+    localised = (arms / "localised.json").read_text()
+    monkeypatch.setattr(pf, "finetune_blocks", real)
+
+    proc = _cli_in(home, "probes", "prior-finetune", "killed", "--resume", "--json")
+    resumed = json.loads(proc.stdout)
+    assert store.get_run("killed").status == "completed"
+    assert (arms / "localised.json").read_text() == localised  # not redone
+    assert store.get_result(killed.id, "prior_finetune", "task=count")["all_layers"] == \
+        resumed["all_layers"]
+    whole = json.loads(_cli_in(home, *args, "--name", "whole", "--json").stdout)
+    for key in pf.ARMS:
+        assert resumed[key] == whole[key], key
+    a, b = (_weights(Path(r["checkpoint"])) for r in (resumed, whole))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    proc = _cli_in_fails(home, "probes", "prior-finetune", "killed", "--resume")
+    assert "completed" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = _cli_in_fails(home, "probes", "prior-finetune", "killed", "--resume", "--lr", "1")
+    assert "--resume continues a run with its own config; drop --lr" in proc.stderr
+
+
+def _cli_in_fails(home, *args):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, WORKBENCH_HOME=str(home), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "workbench.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    return proc
 
 
 @pytest.fixture

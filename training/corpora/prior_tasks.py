@@ -30,6 +30,10 @@ from workbench.errors import UserError, check_choice
 CONDITIONS = ("common", "medium", "rare")
 
 _WORDS = ("cat", "dog", "sun", "tree", "cup", "box", "hat", "pen", "car", "bed", "egg", "map")
+# words before an in-house count prompt, never counted: a random number of them (up to the
+# task's ``max_filler``) shifts the list, so the count is not a function of the absolute
+# position of the prompt's end (learned position embeddings would give it away otherwise)
+_FILLER = ("ok", "so", "now", "then", "well", "yes")
 # acronym parts: one word per initial letter, so an acronym names its words uniquely
 _INITIAL_WORDS = {
     "a": "apple", "b": "bird", "c": "cold", "d": "dark", "e": "east", "f": "fast",
@@ -66,6 +70,7 @@ class PriorTask:
     prior_context: str  # the answer's slot without the task instruction
     stop: str  # "eos": the answer ends the document; else a string that must follow it
     in_house: bool
+    max_filler: int = 0  # count prompts: 0..max_filler filler words before the prompt
 
     def condition(self, value: str) -> str:
         return self.conditions[value]
@@ -86,7 +91,9 @@ class PriorTask:
     def _count_body(self, k: int, rng: random.Random) -> str:
         words = " ".join(rng.choice(self._word_pool()) for _ in range(k))
         if self.in_house:
-            return f"count: {words} ="
+            filler = "".join(rng.choice(_FILLER) + " "
+                             for _ in range(rng.randint(0, self.max_filler)))
+            return f"{filler}count: {words} ="
         return (f"Count the words in the following list.\nList: {words}\n"
                 "Number of words:")
 
@@ -142,12 +149,13 @@ def _count_condition(k: int) -> str:
 _WEIGHT = {"common": 12.0, "medium": 3.0, "rare": 1.0}
 
 
-def _count_inhouse(max_count: int = 15) -> PriorTask:
+def _count_inhouse(max_count: int = 20) -> PriorTask:
     values = tuple(str(k) for k in range(1, max_count + 1))
     cond = {v: _count_condition(int(v)) for v in values}
     return PriorTask(name="count", kind="count", values=values, conditions=cond,
                      corpus_weight={v: _WEIGHT[c] for v, c in cond.items()},
-                     instruction="exact:", prior_context="number:", stop="eos", in_house=True)
+                     instruction="exact:", prior_context="number:", stop="eos", in_house=True,
+                     max_filler=9)
 
 
 def _acronym_inhouse() -> PriorTask:
@@ -202,12 +210,14 @@ def restrict(task: PriorTask, values: list[str] | None) -> PriorTask:
                         "corpus_weight": weights})
 
 
-def write_corpus(task: PriorTask, path, n_documents: int, *, seed: int = 0) -> int:
+def write_corpus(task: PriorTask, path, n_documents: int, *, seed: int = 0,
+                 instructed_frac: float = 0.1, mention_frac: float = 0.3) -> int:
     """The in-house corpus of ``task`` as JSONL (``{"text": ...}`` per document) for
     ``workbench data prepare``; returns the number of documents."""
     import json
     from pathlib import Path
     with Path(path).open("w", encoding="utf-8") as fh:
-        for doc in task.corpus(n_documents, seed=seed):
+        for doc in task.corpus(n_documents, seed=seed, instructed_frac=instructed_frac,
+                               mention_frac=mention_frac):
             fh.write(json.dumps({"text": doc}) + "\n")
     return n_documents
