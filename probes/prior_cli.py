@@ -39,6 +39,8 @@ def add_subcommands(sub) -> None:
                         f"{_default('patience')}; 0: never stop early)")
     f.add_argument("--n-val", type=int, default=None,
                    help=f"validation prompts (default {_default('n_val')})")
+    f.add_argument("--trainable", default=None, choices=("all", "biases"),
+                   help="parameters of the chosen blocks that train (default all)")
     f.add_argument("--held-out", default=None, help="answer values held out of training "
                                                     "(default: a third of each prior bin)")
     f.add_argument("--train-values", default=None, help="answer values to train on "
@@ -150,7 +152,7 @@ def _layers(spec: str, n_layers: int) -> list[int] | None:
 
 
 _TUNING = ("steps", "batch_size", "lr", "kl_weight", "eval_every", "patience", "n_val",
-           "n_eval")
+           "n_eval", "trainable")
 
 
 def _finetune(args) -> int:

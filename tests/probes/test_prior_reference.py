@@ -1,0 +1,106 @@
+"""Reference test: the orderings of Zhang et al. 2025 (prior localisation;
+``shared/reference/knowledge-probes.md``, second half) on the in-house counting model of
+benchmarks/prior_reference.py, pretrained once per module with the benchmark's settings
+(``DEFAULTS``) and analysed and finetuned with the CLI's defaults.
+
+Checked: before finetuning the error correlates with the answer's log prior (95% bootstrap
+interval below zero); the prior is decodable well above the shuffled control at an identifiable
+block, not at the embeddings (the filler words keep the count from being the prompt length);
+the finetune recipe (KL to the original, early stopping on validation values) does not lower
+held-out accuracy, as the plain cross-entropy finetune did (0.40 -> 0.20). Not reached, so
+expected to fail (strict: a pass is reported): the localised blocks raising held-out accuracy
+more than the same budget on other blocks, and removing the correlation.
+
+About 5 min on one core. ``WORKBENCH_REFERENCE_HOME`` keeps the store (a run named
+``prior-reference`` there is reused). Deselect with ``-m "not reference"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.reference, pytest.mark.xdist_group("prior-reference")]
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "prior_reference.py"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("prior_reference_benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory):
+    import torch
+
+    from workbench.store import RunStore
+    torch.set_num_threads(1)
+    bench = _benchmark()
+    home = Path(os.environ.get("WORKBENCH_REFERENCE_HOME") or tmp_path_factory.mktemp("pref"))
+    old = os.environ.get("WORKBENCH_HOME")
+    os.environ["WORKBENCH_HOME"] = str(home)
+    try:
+        names = {r.name for r in RunStore(home).list_runs()}
+        if "prior-reference" not in names:
+            d = bench.DEFAULTS
+            bench.pretrain_inhouse("prior-reference", d["docs"], d["pretrain_steps"],
+                                   d["instructed_frac"], root=home / "pretrain-data")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            before, finetune = bench.report("prior-reference", 450, [])
+        print(out.getvalue())  # every figure, with -s
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_HOME", None)
+        else:
+            os.environ["WORKBENCH_HOME"] = old
+    return before, finetune
+
+
+def test_error_correlates_with_the_prior_before_finetuning(figures):
+    c = figures[0]["correlation"]
+    assert c["rho"] < 0 and c["significant"] and c["ci_high"] < 0, c
+
+
+def test_prior_is_decodable_at_an_identifiable_block_not_the_embeddings(figures):
+    r = figures[0]
+    margin = dict(zip(r["sites"], r["margin"]))
+    best = max(margin, key=margin.get)
+    assert best != "resid.0" and margin[best] > 0.1, margin
+    assert margin[best] > margin["resid.0"] + 0.1, margin
+    i = r["sites"].index(best)
+    assert r["r2"][i][-1] > 0.1 and r["shuffled_r2"][i][-1] < 0.05, (r["r2"], r["shuffled_r2"])
+    assert int(best.split(".")[1]) - 1 in r["localised_layers"]  # the rule picks that block
+
+
+def test_finetune_does_not_lower_held_out_accuracy(figures):
+    ft = figures[1]
+    for arm in ("localised", "other_layers", "all_layers"):
+        assert ft[arm]["held_out_accuracy"] >= ft["before"]["held_out_accuracy"] - 0.03, arm
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not reached on the 4-block model: its errors are value-specific "
+                   "(7 -> 6, 17 -> 16); finetuning fixes trained values but does not carry to "
+                   "held-out ones, so early stopping keeps the localised block near its start")
+def test_localised_blocks_raise_held_out_accuracy_more_than_other_blocks(figures):
+    ft = figures[1]
+    gain = ft["localised"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
+    other = ft["other_layers"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
+    assert gain > 0 and gain > other, (gain, other)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not reached: see the held-out ordering above")
+def test_finetune_removes_the_correlation(figures):
+    ft = figures[1]
+    assert figures[0]["correlation"]["significant"]
+    assert not ft["localised"]["correlation"]["significant"], ft["localised"]["correlation"]
