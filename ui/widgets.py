@@ -1,6 +1,6 @@
 """The notebook widgets, one import away: ``from ui.widgets import RunWidget`` (and
 ``FourierWidget``, ``ProgramWidget``, ``CircuitWidget``, ``SearchWidget``, ``CurvesWidget``,
-``PretrainWidget``).
+``PretrainWidget``, ``ProbesWidget``, ``KnowledgeWidget``, ``PriorWidget``).
 
 Each widget lives with its capability (``ui/<capability>/widgets.py``, built on
 :class:`ui.live_widget.LiveWidget`); this module only re-exports them. The capability widgets are
