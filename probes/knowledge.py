@@ -21,29 +21,35 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from workbench.errors import UserError
 
 PROTOCOLS = ("pretrain-finetune", "mixed")
+SERIES_EVERY = 10
+# The CPU-scale settings that memorise the biographies (benchmarks/knowledge_reference.py,
+# measured on 2 shared cores): 300 people, a 2-layer d_model 128 GPT-2 (the "tiny" preset
+# widened), batch 16 x 256 tokens, lr 5e-3 with warm-up and cosine decay, 700 steps, i.e. about
+# 115 passes over each person's biography text (multi5: ~23 over each of the 5 entries).
+KNOWLEDGE_MODEL = {"n_layers": 2, "d_model": 128, "n_heads": 4, "d_mlp": 512}
 
 
 @dataclass(frozen=True, kw_only=True)
 class KnowledgeConfig:
-    people: int = 1000
+    people: int = 300
     augmentation: str = "multi5+permute+fullname"
     protocol: str = "pretrain-finetune"
-    steps: int = 2000  # pretraining steps
+    steps: int = 700  # pretraining steps
     finetune_steps: int = 300
-    probe_steps: int = 300
+    probe_steps: int = 150
+    series_checkpoints: int = 6  # checkpoints of the pretraining series probed; 0: none
     p_rank: int = 2
     q_rank: int = 16
     qa_fraction: float = 0.8  # mixed training: QA share of the sequences
     vocab_size: int = 2048
     preset: str = "tiny"
-    model: dict = dataclasses.field(default_factory=dict)  # overrides, e.g. {"d_model": 128}
-    batch_size: int = 32
-    lr: float = 3e-3
+    # overrides of the LM preset, e.g. {"d_model": 128}
+    model: dict = dataclasses.field(default_factory=lambda: dict(KNOWLEDGE_MODEL))
+    batch_size: int = 16
+    lr: float = 5e-3
     seed: int = 0
 
     def __post_init__(self):
@@ -60,6 +66,9 @@ class KnowledgeConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got "
                                 f"{value!r}")
+        value = self.series_checkpoints
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UserError(f"--series-checkpoints must be an integer >= 0, got {value!r}")
         if not 0 < self.qa_fraction < 1:
             raise UserError(f"--qa-fraction must be strictly between 0 and 1, got "
                             f"{self.qa_fraction!r}")
@@ -69,7 +78,8 @@ class KnowledgeConfig:
         depends on, so other probe or finetune settings reuse the same run)."""
         fields = dataclasses.asdict(self)
         if pretraining_only:
-            for name in ("finetune_steps", "probe_steps", "p_rank", "q_rank"):
+            for name in ("finetune_steps", "probe_steps", "series_checkpoints", "p_rank",
+                         "q_rank"):
                 fields.pop(name)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -81,10 +91,14 @@ class KnowledgeResult:
     qa_accuracy: dict  # held-out people, per attribute (+ "all")
     qa_train_accuracy: dict  # the people QA was trained on (mixed: their QA was in training)
     qa_before_finetune: dict | None  # pretrain-finetune: held-out QA of the pretrained model
+    memorisation: dict  # the pretrained model writing each value of the biographies (copy 0)
     p_probe: dict  # probes.knowledge_probe.ProbeTable.to_json()
     q_probe: dict
     pretrain: dict
     seconds: dict
+    # probes.knowledge_series: {"steps": [int], "attributes": [str], "accuracy": [[float]]}
+    q_probe_over_training: dict | None = None
+    p_probe_name_over_training: dict | None = None
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -125,7 +139,10 @@ def _prepare_data(cfg: KnowledgeConfig, root: Path, people, split) -> Path:
 def _overrides(cfg: KnowledgeConfig) -> dict:
     return {"n_ctx": 256, "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
             "warmup_steps": min(100, max(1, cfg.steps // 10)),
-            "eval_every": cfg.steps, "checkpoint_every": cfg.steps, "log_checkpoints": 0,
+            # the checkpoint series the over-training probes read: 4 log-spaced early steps
+            # and SERIES_EVERY evenly spaced ones
+            "eval_every": cfg.steps, "checkpoint_every": max(1, cfg.steps // SERIES_EVERY),
+            "log_checkpoints": 4,
             "seed": cfg.seed, **cfg.model}
 
 
@@ -145,10 +162,13 @@ def _earlier_run(store, data: Path):
 def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
                   progress: bool = False) -> KnowledgeResult:
     """Run the experiment of ``cfg``; the result is stored under the pretrain run."""
+    import torch
+
     from probes.knowledge_data import (ANCHORS, encode_biographies, encode_names, encode_qa,
                                        label_classes)
     from probes.knowledge_probe import ProbeConfig, fit_knowledge_probe
-    from probes.knowledge_qa import FinetuneConfig, finetune_qa, qa_accuracy
+    from probes.knowledge_qa import FinetuneConfig, finetune_qa, qa_accuracy, \
+        value_memorisation
     from probes.prior_finetune import load_causal_lm
     from training.corpora.biographies import biographies, make_people, qa_pairs, split_people
     from training.corpora.bios_templates import ATTRIBUTES
@@ -187,6 +207,9 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
                 else model.config.max_position_embeddings)
 
     t0 = time.perf_counter()
+    bios = [b for b in biographies(people, augmentation=cfg.augmentation, seed=cfg.seed)
+            if b.copy == 0]
+    memorised = value_memorisation(model, tok, bios)
     train_qa = encode_qa(tok, qa_pairs(split.train))
     test_qa = encode_qa(tok, qa_pairs(split.held_out))
     before = None
@@ -203,8 +226,6 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
     classes = label_classes(people)
     n_classes = [len(classes[a]) for a in ATTRIBUTES]
     by_id = {p.id: p for p in people}
-    bios = [b for b in biographies(people, augmentation=cfg.augmentation, seed=cfg.seed)
-            if b.copy == 0]
     p_data = encode_biographies(tok, bios, by_id, classes, n_ctx)
     train_ids = torch.tensor([p.id for p in split.train])
     p_train = torch.isin(p_data.person_ids, train_ids)
@@ -218,11 +239,26 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
     assert p_table.anchors == ANCHORS
     seconds["probes"] = round(time.perf_counter() - t0, 2)
 
+    t0 = time.perf_counter()
+    series = {}
+    if cfg.series_checkpoints:
+        from probes.knowledge_series import probe_series
+        series = probe_series(
+            store, run_id, n=cfg.series_checkpoints, q_data=q_data, p_data=p_data,
+            train_ids=train_ids, n_classes=n_classes, attributes=ATTRIBUTES,
+            q_cfg=ProbeConfig(rank=cfg.q_rank, steps=cfg.probe_steps,
+                              batch_size=cfg.batch_size, seed=cfg.seed),
+            p_cfg=ProbeConfig(rank=cfg.p_rank, steps=cfg.probe_steps,
+                              batch_size=cfg.batch_size, seed=cfg.seed), device=device)
+    seconds["series"] = round(time.perf_counter() - t0, 2)
+
     result = KnowledgeResult(
         run_id=run_id, config=dataclasses.asdict(cfg), qa_accuracy=qa_test,
-        qa_train_accuracy=qa_train, qa_before_finetune=before, p_probe=p_table.to_json(),
+        qa_train_accuracy=qa_train, qa_before_finetune=before, memorisation=memorised,
+        p_probe=p_table.to_json(),
         q_probe=q_table.to_json(), pretrain={k: summary.get(k) for k in (
-            "steps", "tokens", "train_loss", "val_loss", "wall_seconds")}, seconds=seconds)
+            "steps", "tokens", "train_loss", "val_loss", "wall_seconds")}, seconds=seconds,
+        **series)
     store.put_result(run_id, "knowledge", f"config={cfg.key()}", result.to_json())
     return result
 
@@ -234,7 +270,8 @@ def format_result(r: KnowledgeResult) -> str:
     lines = [f"run {r.run_id}: {r.config['people']} people, {r.config['augmentation']}, "
              f"{r.config['protocol']} (pretrain loss {r.pretrain['train_loss']:.3f})",
              "QA exact match   " + "  ".join(f"{s:>10}" for s in short + ["all"])]
-    rows = [("held-out", r.qa_accuracy), ("trained people", r.qa_train_accuracy)]
+    rows = [("held-out", r.qa_accuracy), ("trained people", r.qa_train_accuracy),
+            ("bio memorised", r.memorisation)]
     if r.qa_before_finetune is not None:
         rows.append(("before finetune", r.qa_before_finetune))
     for label, acc in rows:
@@ -246,4 +283,9 @@ def format_result(r: KnowledgeResult) -> str:
         for anchor, row in zip(table["anchors"], table["accuracy"]):
             lines.append(f"{anchor:<22} " + "  ".join(f"{v:10.3f}" for v in row))
         lines.append(f"{'chance':<22} " + "  ".join(f"{v:10.3f}" for v in table["chance"]))
+    from probes.knowledge_series import format_series
+    for title, series in (("Q-probe over training", r.q_probe_over_training),
+                          ("P-probe at the name over training", r.p_probe_name_over_training)):
+        if series is not None:
+            lines += format_series(title, series)
     return "\n".join(lines)

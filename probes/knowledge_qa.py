@@ -76,3 +76,36 @@ def finetune_qa(model, data: QAEncoded, cfg: FinetuneConfig):
         torch.nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)
         opt.step()
     return tuned.eval()
+
+
+def value_memorisation(model, tok, bios, *, batch_size: int = 64) -> dict[str, float]:
+    """How well the pretrained model memorised the biographies: per attribute, the share of
+    ``bios`` whose value tokens it writes exactly (teacher-forced argmax, as in
+    :func:`qa_accuracy`), and ``loss``, its mean cross-entropy on those tokens (nats)."""
+    from probes.knowledge_data import _encode, _pad
+    from training.corpora.bios_templates import ATTRIBUTES
+    rows, masks = [], []  # masks[i][a]: positions of attribute a's value tokens
+    for bio in bios:
+        ids, offsets = _encode(tok, bio.text)
+        rows.append(ids)
+        masks.append({a: [i for i, (lo, hi) in enumerate(offsets) if i and hi > s.start
+                          and lo < s.end] for a, s in bio.value_spans.items()})
+    ids, _ = _pad(rows, rows[0][0])
+    hits = {a: 0 for a in ATTRIBUTES}
+    loss, n_tokens = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(ids), batch_size):
+            batch = ids[start:start + batch_size].to(_device(model))
+            logp = model(input_ids=batch).logits[:, :-1].float().log_softmax(-1).cpu()
+            for i, mask in enumerate(masks[start:start + batch_size]):
+                for a, positions in mask.items():
+                    at = torch.tensor(positions) - 1  # the logits predicting each value token
+                    target = ids[start + i, at + 1]
+                    hits[a] += int((logp[i, at].argmax(-1) == target).all())
+                    loss -= float(logp[i, at, target].sum())
+                    n_tokens += len(positions)
+    out = {a: round(h / len(bios), 4) for a, h in hits.items()}
+    out["all"] = round(sum(hits.values()) / (len(bios) * len(ATTRIBUTES)), 4)
+    out["loss"] = round(loss / max(n_tokens, 1), 4)
+    return out

@@ -141,10 +141,65 @@ def test_qa_finetune_memorises_the_trained_answers(bios_tok):
     (["--people", "3"], "--people"), (["--augmentation", "multiX"], "multiX"),
     (["--protocol", "both"], "--protocol"), (["--steps", "0"], "--steps"),
     (["--model", "[1]"], "--model"), (["--model", '{"d_model": 63}'], "d_model"),
-    (["--model", '{"widgets": 1}'], "widgets"), (["--qa-fraction", "1"], "--qa-fraction")])
+    (["--model", '{"widgets": 1}'], "widgets"), (["--qa-fraction", "1"], "--qa-fraction"),
+    (["--series-checkpoints", "-1"], "--series-checkpoints")])
 def test_bad_input_one_line_exit_2_nothing_written(run_cli, home, args, message):
     proc = run_cli("probes", "knowledge", "run", *args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
     assert not (home / "knowledge").exists() and not list((home / "runs").glob("*"))
+
+
+def test_series_checkpoints_spread_over_the_run_first_and_last_included():
+    from probes.knowledge_series import pick_checkpoints
+    steps = [1, 4, 15, 60, 6, 12, 18, 24, 30, 36, 42, 48, 54]
+    assert pick_checkpoints(steps, 3) == [1, 24, 60]
+    assert pick_checkpoints(steps, 1) == [60] and pick_checkpoints(steps, 0) == []
+    assert pick_checkpoints(steps, 50) == sorted(steps)
+    assert len(pick_checkpoints(steps, 6)) == 6
+
+
+def test_name_anchor_only_cuts_biographies_at_the_name(bios_tok):
+    from probes.knowledge_series import name_anchor_only
+    people, tok = bios_tok
+    bios = [b for b in biographies(people[:4], augmentation="single")]
+    data = encode_biographies(tok, bios, {p.id: p for p in people}, label_classes(people), 256)
+    cut = name_anchor_only(data)
+    assert cut.anchor_names == ("name",) and torch.equal(cut.anchors, data.anchors[:, :1])
+    assert cut.ids.shape[1] == int(data.anchors[:, 0].max()) + 1
+    assert torch.equal(cut.ids, data.ids[:, :cut.ids.shape[1]])
+
+
+class _ReadAhead(torch.nn.Module):
+    """Predicts every next token of the known texts, except where ``wrong`` marks it."""
+
+    def __init__(self, vocab: int, wrong: set[int] = frozenset()):
+        super().__init__()
+        self.vocab, self.wrong = vocab, wrong
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, input_ids):
+        nxt = torch.roll(input_ids, -1, dims=1)  # [B, T]: the oracle reads ahead
+        nxt = torch.where(torch.isin(nxt, torch.tensor(sorted(self.wrong) or [-1])), 0, nxt)
+        logits = torch.nn.functional.one_hot(nxt, self.vocab).float() * 20.0
+        return type("Out", (), {"logits": logits})()
+
+
+def test_value_memorisation_counts_values_written_exactly(bios_tok):
+    from probes.knowledge_qa import value_memorisation
+    people, tok = bios_tok
+    bios = [b for b in biographies(people[:6], augmentation="single")]
+    vocab = tok.get_vocab_size()
+    perfect = value_memorisation(_ReadAhead(vocab), tok, bios)
+    assert all(perfect[a] == 1.0 for a in ATTRIBUTES) and perfect["all"] == 1.0
+    assert perfect["loss"] < 1e-3
+    # the oracle misses the tokens only birth dates use: birth date is never written, the
+    # other values always
+    def tokens(attributes):
+        return {i for p in people for a in attributes for i in tok.encode(" " + p.value(a)).ids}
+    others = [a for a in ATTRIBUTES if a != "birth_date"]
+    missed = value_memorisation(_ReadAhead(vocab, tokens(["birth_date"]) - tokens(others)),
+                                tok, bios)
+    assert missed["birth_date"] == 0.0 and missed["loss"] > 1.0
+    assert all(missed[a] == 1.0 for a in others)
