@@ -175,6 +175,13 @@ class RunStore(StoreQueries):
                 conn.execute("UPDATE runs SET status=?, message=?, updated=? WHERE id=?",
                              (status, message, time.time(), run_id))
 
+    def check_new_name(self, name: str) -> None:
+        """``UserError`` unless ``name`` is a valid run name no run has yet (forms check it
+        before anything starts; :meth:`create_run` checks again as it inserts)."""
+        validate_name(name)
+        if self.execute("SELECT 1 FROM runs WHERE name=?", (name,)):
+            raise UserError(f"a run named {name!r} already exists")
+
     def set_config(self, run_id: str, config: dict) -> None:
         with self._connect() as conn:
             conn.execute("UPDATE runs SET config=?, updated=? WHERE id=?",

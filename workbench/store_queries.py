@@ -15,10 +15,6 @@ class StoreQueries:
     """Methods :class:`~workbench.store.RunStore` gains; they use its ``execute``."""
 
     # -- the browser's runs table ------------------------------------------------------------
-    def name_taken(self, name: str) -> bool:
-        """Whether a run is already called ``name``."""
-        return bool(self.execute("SELECT 1 FROM runs WHERE name=?", (name,)))
-
     def run_table(self) -> list[dict]:
         """One dict per run, newest first: id, name, kind, task, stored status, owner,
         created, ``steps`` (a trained run's) and :data:`KEY_METRICS` from the summary, plus

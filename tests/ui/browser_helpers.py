@@ -1,4 +1,4 @@
-"""Helpers shared by the browser tests (imported by the test modules of this folder)."""
+"""Helpers shared by the page and browser tests (imported by the test modules of this folder)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,16 @@ def plot_title(dash_duo, graph_id) -> str:
     return dash_duo.driver.execute_script(
         f"const g = document.querySelector('#{graph_id} .js-plotly-plot');"
         "return g && g.layout && g.layout.title ? g.layout.title.text : '';")
+
+
+def find_component(component, element_id):
+    """The component with ``element_id`` inside a Dash layout tree (None if absent)."""
+    if getattr(component, "id", None) == element_id:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if child is not None and not isinstance(child, (str, int, float)):
+            found = find_component(child, element_id)
+            if found is not None:
+                return found
+    return None

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from ui.app import create_app
 from ui.figures import (EMPTY_STATE, clear_empty_state, empty_state, has_empty_state,
                         training_curves)
+from browser_helpers import find_component as _find
 
 
 def _message(fig) -> str | None:
@@ -78,13 +79,3 @@ def test_widgets_show_the_message_until_data_comes(store, seed):
     assert not has_empty_state(w.figure) and w.series("train_loss")[0] == (10,)
 
 
-def _find(component, element_id):
-    if getattr(component, "id", None) == element_id:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and not isinstance(child, (str, int, float)):
-            found = _find(child, element_id)
-            if found is not None:
-                return found
-    return None

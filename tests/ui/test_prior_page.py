@@ -22,6 +22,7 @@ from ui.prior.results import analyses, finetune_result, finetune_runs, prior_run
 from workbench.errors import UserError
 from workbench.store import RunStore
 from browser_helpers import wait_until
+from browser_helpers import find_component as _find
 
 STEP = 5  # the checkpoint step of the model runs
 
@@ -103,19 +104,6 @@ def _stored(home):
 def _notes(fig) -> str:
     """The annotation texts of a figure (where an empty state says what to run)."""
     return " ".join(str(a.text) for a in fig.layout.annotations)
-
-
-def _find(component, element_id):
-    """The component with ``element_id`` inside a Dash layout tree (None if absent)."""
-    if getattr(component, "id", None) == element_id:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and not isinstance(child, (str, int, float)):
-            found = _find(child, element_id)
-            if found is not None:
-                return found
-    return None
 
 
 def test_results_are_read_in_both_layouts(prior_home, store):

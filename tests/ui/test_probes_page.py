@@ -28,6 +28,7 @@ from ui.probes.knowledge_figures import p_probe_curves, q_over_training, q_vs_qa
     qa_table
 from ui.probes.data import all_knowledge, fit_results, probe_runs
 from ui.probes.launch import check_form, config_of_argv, job_argv
+from browser_helpers import find_component as _find
 
 
 def store_fit(run_id, *, step=None, acts="/acts/one", signal=3.0, seed=0, control=True,
@@ -166,19 +167,6 @@ def test_knowledge_figures_draw_the_stored_results(store, results):
     assert list(over.data[7].y) == [r[1] for r in p_name["accuracy"]]
     single = next(e for e in entries if e.run.name == "lm-single").payload
     assert has_empty_state(q_over_training(single, empty="workbench probes knowledge run"))
-
-
-def _find(component, element_id):
-    """The component with ``element_id`` in a Dash layout tree (None if absent)."""
-    if getattr(component, "id", None) == element_id:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and not isinstance(child, (str, int, float)):
-            found = _find(child, element_id)
-            if found is not None:
-                return found
-    return None
 
 
 def _note(fig) -> str:

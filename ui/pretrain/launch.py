@@ -10,7 +10,7 @@ from training.lm.api import KIND, validate_pretrain
 from training.lm.config import PRESETS
 from workbench.errors import UserError
 from workbench.jobs import Job, start_job
-from workbench.store import Run, RunStore, validate_name
+from workbench.store import Run, RunStore
 
 
 @dataclass
@@ -53,9 +53,7 @@ def check_form(data: str | None, preset: str | None, extra: str | None,
         result.errors["extra"] = str(exc)
     if name:
         try:
-            validate_name(name)
-            if any(r.name == name for r in store.list_runs()):
-                raise UserError(f"a run named {name!r} already exists")
+            store.check_new_name(name)
         except UserError as exc:
             result.errors["name"] = str(exc)
     if result.errors:

@@ -1,7 +1,7 @@
 """The prior form's logic (``/prior``): checking its values with the rules ``workbench probes
 prior`` / ``prior-finetune`` apply (the same functions: :func:`training.corpora.prior_tasks.
 prior_task`, :func:`probes.prior_scoring.check_bins`, :func:`probes.prior_finetune.split_values`
-and ``check_layers``, :func:`workbench.store.validate_name`), then starting the CLI command as a
+and ``check_layers``, :meth:`workbench.store.RunStore.check_new_name`), then starting the CLI command as a
 job. The job row in the store is what the pages follow (status, log tail), so a reload
 re-attaches; the results land in the store where :mod:`ui.prior.results` reads them. Nothing is
 started for an invalid form.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from workbench.errors import UserError
 from workbench.jobs import Job, list_jobs, start_job
-from workbench.store import Run, RunStore, validate_name
+from workbench.store import Run, RunStore
 
 COMMANDS = ("prior", "prior-finetune")
 MODEL_RUN_KINDS = ("pretrain", "prior-finetune")  # runs whose checkpoints are HF directories
@@ -131,7 +131,7 @@ def check_form(store: RunStore, command: str, values: dict) -> Checked:
         if v["held_out"]:
             argv += ["--held-out", ",".join(_list(v["held_out"]))]
         if v["name"]:
-            check("name", lambda: _free_name(store, v["name"]))
+            check("name", lambda: store.check_new_name(v["name"]))
             argv += ["--name", v["name"]]
     if not out.errors:
         out.argv = argv + ["--json"]
@@ -150,10 +150,6 @@ def _layers(spec: str) -> list[int]:
             from None
 
 
-def _free_name(store: RunStore, name: str) -> None:
-    validate_name(name)
-    if any(r.name == name for r in store.list_runs()):
-        raise UserError(f"a run named {name!r} already exists")
 
 
 def launch(store: RunStore, argv: list[str], env: dict | None = None) -> Job:

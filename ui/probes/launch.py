@@ -15,7 +15,7 @@ from probes.knowledge import PROTOCOLS, KnowledgeConfig
 from probes.knowledge_cli import _validate as validate_model_overrides
 from workbench.errors import UserError
 from workbench.jobs import Job, list_jobs, start_job
-from workbench.store import Run, RunStore, validate_name
+from workbench.store import Run, RunStore
 
 COMMAND = ["probes", "knowledge", "run"]
 # form field -> its type; the CLI flag is the name with dashes (--finetune-steps)
@@ -93,9 +93,7 @@ def check_form(values: dict, name: str | None, store: RunStore) -> Checked:
     name = (name or "").strip() or None
     if name:
         try:
-            validate_name(name)
-            if any(r.name == name for r in store.list_runs()):
-                raise UserError(f"a run named {name!r} already exists")
+            store.check_new_name(name)
         except UserError as exc:
             result.errors["name"] = str(exc)
     if result.errors:

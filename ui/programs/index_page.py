@@ -20,14 +20,13 @@ from flask import current_app
 from programs.config import PRESETS, preset, preset_task_params
 from programs.inspect import TASKS, parse_settings, train_request
 from ui.components import progress_bar, status_badge
-from ui.programs.parts import (argv_summary, check_name_free, epoch_progress,
+from ui.programs.parts import (argv_summary, epoch_progress,
                                      new_run_name, program_jobs, total_epochs)
 from ui.programs.figures import progress_label
 from ui.state import get_store, job_env
 from workbench.errors import UserError
 from programs.api import prepare_run
 from workbench.jobs import start_job
-from workbench.store import validate_name
 
 dash.register_page(__name__, path="/programs", name="Programs", title="Programs · workbench")
 
@@ -147,8 +146,7 @@ def launch(_clicks, task, preset_name, seed, settings, name):
     try:
         name = (name or "").strip()
         if name:
-            validate_name(name)
-            check_name_free(store, name)
+            store.check_new_name(name)
         else:
             name = new_run_name(task)
         request = train_request(task, preset_name, parse_settings(settings), seed=seed,

@@ -78,12 +78,6 @@ def new_run_name(task: str) -> str:
     return f"program-{task}-{secrets.token_hex(3)}"
 
 
-def check_name_free(store: RunStore, name: str) -> None:
-    try:
-        store.get_run(name)
-    except UserError:
-        return
-    raise UserError(f"a run named {name!r} already exists; choose another name")
 
 
 def argv_summary(argv: list[str]) -> str:

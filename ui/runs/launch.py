@@ -108,9 +108,10 @@ def validate(task: str | None, preset: str | None, values: dict[str, str | None]
         result.errors[EXTRA] = str(exc)
     if name:
         try:
-            validate_name(name)
-            if store is not None and store.name_taken(name):
-                raise UserError(f"a run named {name!r} already exists")
+            if store is not None:
+                store.check_new_name(name)
+            else:
+                validate_name(name)
         except UserError as exc:
             result.errors[NAME] = str(exc)
     if result.errors:
