@@ -64,7 +64,7 @@ def pretrain_inhouse(name: str, docs: int, steps: int, instructed_frac: float = 
 
 
 FINETUNE_FLAGS = ("steps", "lr", "kl_weight", "val_fraction", "eval_every", "patience",
-                  "batch_size", "held_out", "trainable")
+                  "batch_size", "held_out", "trainable", "rank")
 
 
 def main() -> None:

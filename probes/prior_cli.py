@@ -39,8 +39,12 @@ def add_subcommands(sub) -> None:
                         f"{_default('patience')}; 0: never stop early)")
     f.add_argument("--n-val", type=int, default=None,
                    help=f"validation prompts (default {_default('n_val')})")
-    f.add_argument("--trainable", default=None, choices=("all", "biases"),
-                   help="parameters of the chosen blocks that train (default all)")
+    f.add_argument("--trainable", default=None, choices=("all", "biases", "lowrank"),
+                   help="parameters of the chosen blocks that train: all, biases, or a "
+                        f"low-rank update of their output projections (default "
+                        f"{_default('trainable')})")
+    f.add_argument("--rank", type=int, default=None,
+                   help=f"rank of --trainable lowrank (default {_default('rank')})")
     f.add_argument("--held-out", default=None, help="answer values held out of training "
                                                     "(default: a third of each prior bin)")
     f.add_argument("--train-values", default=None, help="answer values to train on "
@@ -152,7 +156,7 @@ def _layers(spec: str, n_layers: int) -> list[int] | None:
 
 
 _TUNING = ("steps", "batch_size", "lr", "kl_weight", "eval_every", "patience", "n_val",
-           "n_eval", "trainable")
+           "n_eval", "trainable", "rank")
 
 
 def _finetune(args) -> int:
@@ -224,7 +228,9 @@ def _resume(args) -> int:
         raise UserError(f"run {run.id} is {run.status}; only a stopped run can be resumed")
     c = dict(run.config)
     task = restrict(prior_task(c["task"]), c["values"])
-    cfg = FinetuneConfig.from_dict({k: c[k] for k in FinetuneConfig.__dataclass_fields__})
+    # a run stored before a field existed keeps that field's default
+    cfg = FinetuneConfig.from_dict({k: c[k] for k in FinetuneConfig.__dataclass_fields__
+                                    if k in c})
     loc = c["localisation"]
     from probes.sources import load_model
     model = load_model(loc["source_ref"], step=loc["source_step"] or "final",

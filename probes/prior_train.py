@@ -17,7 +17,10 @@ available to us), configured by :class:`FinetuneConfig`:
   at step 0) greedy accuracy on prompts whose answers are ``val_values``: the best state is
   kept (ties: the higher answer log probability), and training stops after ``patience``
   evaluations without improvement. Step 0 is a candidate: a finetune that never helps the
-  validation values returns the original weights.
+  validation values returns the original weights;
+- ``trainable``: every parameter of the chosen blocks, only their biases, or (``lowrank``) a
+  rank-``rank`` update ``u @ v`` of each chosen block's output projections (attention out,
+  MLP out; ``u`` starts at zero), folded into the weights when training ends.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ import torch
 from probes.prior_scoring import Encoder, score_answers
 from training.corpora.prior_tasks import PriorTask
 from workbench.errors import UserError
+
+
+TRAINABLE = ("all", "biases", "lowrank")
+# the projections that write a block's output into the residual stream (GPT-2, Llama)
+_OUTPUT_PROJECTIONS = ("attn.c_proj", "mlp.c_proj", "self_attn.o_proj", "mlp.down_proj")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,15 +59,19 @@ class FinetuneConfig:
     patience: int = 5  # evaluations without improvement before stopping; 0: run every step
     n_val: int = 60  # validation prompts
     n_eval: int = 300
-    trainable: str = "all"  # all: every parameter of the chosen blocks; biases: their biases
+    # all: every parameter of the chosen blocks; biases: their biases; lowrank: a rank-``rank``
+    # update of each chosen block's output projections (attention out, MLP out), merged after
+    trainable: str = "all"
+    rank: int = 2
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every", "n_val", "n_eval"):
+        for name in ("steps", "batch_size", "eval_every", "n_val", "n_eval", "rank"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.trainable not in ("all", "biases"):
-            raise UserError(f"trainable must be all or biases, got {self.trainable!r}")
+        if self.trainable not in TRAINABLE:
+            raise UserError(f"trainable must be one of {', '.join(TRAINABLE)}, "
+                            f"got {self.trainable!r}")
         if self.patience < 0:
             raise UserError(f"patience must be 0 or more, got {self.patience}")
         if not self.lr > 0:
@@ -118,6 +130,52 @@ def blocks_of(model) -> torch.nn.ModuleList:
     raise UserError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
 
 
+class LowRankDelta(torch.nn.Module):
+    """A weight plus a trainable rank-r product ``u @ v`` (u starts at zero: no change)."""
+
+    def __init__(self, shape: torch.Size, rank: int, generator: torch.Generator):
+        super().__init__()
+        self.u = torch.nn.Parameter(torch.zeros(shape[0], rank))  # [rows, r]
+        self.v = torch.nn.Parameter(torch.randn(rank, shape[1], generator=generator)
+                                    / shape[1] ** 0.5)  # [r, cols]
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight + (self.u @ self.v).to(weight.dtype)
+
+
+def _output_projections(block) -> list[tuple[str, torch.nn.Module]]:
+    found = [(n, m) for n, m in block.named_modules() if n.endswith(_OUTPUT_PROJECTIONS)
+             and isinstance(getattr(m, "weight", None), torch.Tensor)]
+    if not found:
+        raise UserError(f"trainable lowrank: no output projection ({', '.join(_OUTPUT_PROJECTIONS)})"
+                        f" in a block of type {type(block).__name__}")
+    return found
+
+
+def add_low_rank(blocks, layers: list[int], rank: int, seed: int) -> list:
+    """Give each output projection of ``layers`` a :class:`LowRankDelta`; its parameters."""
+    from torch.nn.utils import parametrize
+    generator = torch.Generator().manual_seed(seed)
+    named = []
+    for b in layers:
+        for n, module in _output_projections(blocks[b]):
+            w = module.weight
+            delta = LowRankDelta(w.shape, rank, generator).to(w.device)
+            parametrize.register_parametrization(module, "weight", delta)
+            named += [(f"{b}.{n}.u", delta.u), (f"{b}.{n}.v", delta.v)]
+    return named
+
+
+def merge_low_rank(blocks, layers: list[int]) -> None:
+    """Fold each :class:`LowRankDelta` into its weight (a plain module again, savable)."""
+    from torch.nn.utils import parametrize
+    for b in layers:
+        for _, module in _output_projections(blocks[b]):
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+                module.weight.requires_grad_(False)
+
+
 def train_batches(task: PriorTask, enc: Encoder, cfg: FinetuneConfig):
     """``cfg.steps`` batches of (prompt ids, answer ids), answers stratified by prior bin."""
     rng = random.Random(f"prior finetune {cfg.seed}")
@@ -172,8 +230,11 @@ def finetune_blocks(model, task: PriorTask, enc: Encoder, layers: list[int],
     blocks = blocks_of(tuned)
     for p in tuned.parameters():
         p.requires_grad_(False)
-    named = [(n, p) for b in layers for n, p in blocks[b].named_parameters(prefix=str(b))
-             if cfg.trainable == "all" or n.endswith("bias")]
+    if cfg.trainable == "lowrank":
+        named = add_low_rank(blocks, layers, cfg.rank, cfg.seed)
+    else:
+        named = [(n, p) for b in layers for n, p in blocks[b].named_parameters(prefix=str(b))
+                 if cfg.trainable == "all" or n.endswith("bias")]
     for _, p in named:
         p.requires_grad_(True)
     opt = torch.optim.AdamW([p for _, p in named], lr=cfg.lr, weight_decay=0.0)
@@ -227,6 +288,8 @@ def finetune_blocks(model, task: PriorTask, enc: Encoder, layers: list[int],
         with torch.no_grad():
             for n, p in named:
                 p.copy_(best_state[n])
+    if cfg.trainable == "lowrank":
+        merge_low_rank(blocks, layers)
     tuned.eval()
     return tuned, {"steps_run": step, "kept_step": best[2] if early else step,
                    "validation": curve, "last_losses": losses}

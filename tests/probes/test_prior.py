@@ -174,3 +174,39 @@ def test_finetune_config_refuses_bad_values_and_validation_is_disjoint():
             replace(cfg, **{field: bad})
     with pytest.raises(UserError, match=r"in \[0, 1\), got 1.5"):
         validation_values(task, train, 1.5)
+
+
+def test_lowrank_finetune_changes_only_the_output_projections_of_the_chosen_block(
+        tmp_path, save_tiny_gpt2):
+    from dataclasses import replace
+
+    import transformers
+    from torch.nn.utils import parametrize
+
+    from probes.prior_train import FinetuneConfig, finetune_blocks
+    from training.corpora.prior_tasks import _FILLER, _WORDS
+    task = restrict(prior_task("count"), ["1", "2", "3", "5", "6", "10"])
+    words = [str(k) for k in range(1, 21)] + ["count", ":", "="] + list(_WORDS + _FILLER)
+    save_tiny_gpt2(tmp_path, words)
+    tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=3, n_head=4,
+        bos_token_id=1, eos_token_id=1)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = FinetuneConfig(task="count", layers=(1,), held_out=("6",),
+                         train_values=("1", "2", "3", "5", "10"), steps=4, batch_size=4,
+                         lr=1e-2, trainable="lowrank", rank=2)
+    tuned, info = finetune_blocks(model, task, Encoder(tok, task), [1], cfg)
+    after = tuned.state_dict()
+    assert set(after) == set(before) and info["steps_run"] == 4
+    assert not any(parametrize.is_parametrized(m) for m in tuned.modules())  # merged
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"transformer.h.1.attn.c_proj.weight", "transformer.h.1.mlp.c_proj.weight"}
+    for k in changed:  # a rank-2 update
+        assert torch.linalg.matrix_rank(after[k] - before[k]).item() <= 2
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # a copy
+    with pytest.raises(UserError, match="rank must be positive, got 0"):
+        replace(cfg, rank=0)
+    with pytest.raises(UserError, match="trainable must be one of all, biases, lowrank"):
+        replace(cfg, trainable="some")
