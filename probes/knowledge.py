@@ -147,14 +147,35 @@ def _overrides(cfg: KnowledgeConfig) -> dict:
             "seed": cfg.seed, **cfg.model}
 
 
-def _earlier_run(store, data: Path):
-    """The pretrain run of this config's data directory, if one was started (newest)."""
+def check_pretraining(cfg: KnowledgeConfig) -> None:
+    """Refuse model overrides the pretraining config would refuse, before anything is written
+    (the CLI and the browser form both call it)."""
+    from training.lm.config import LMModelConfig, PretrainConfig, apply_overrides, \
+        preset_sections
+    sections = preset_sections(cfg.preset)
+    apply_overrides(sections, _overrides(cfg))
+    LMModelConfig(**sections["model"])
+    PretrainConfig(**sections["train"])
+
+
+def knowledge_root(store, cfg: KnowledgeConfig) -> Path:
+    """Where the experiment of ``cfg`` keeps its corpus; configs that differ only in probe or
+    finetune settings share it (and so share the pretrain run)."""
+    return Path(store.home) / "knowledge" / cfg.key(pretraining_only=True)
+
+
+def pretrain_run_of(store, cfg: KnowledgeConfig):
+    """The newest pretrain run on ``cfg``'s data directory, if one was started (any status)."""
+    data = str((knowledge_root(store, cfg) / "data").resolve())
     runs = [r for r in store.list_runs(kind="pretrain")
-            if r.config.get("data") == str(data.resolve())]
-    if not runs:
-        return None
-    run = max(runs, key=lambda r: r.created)
-    if run.status == "running":
+            if isinstance(r.config, dict) and r.config.get("data") == data]
+    return max(runs, key=lambda r: r.created) if runs else None
+
+
+def _earlier_run(store, cfg: KnowledgeConfig):
+    """The pretrain run of this config, unless another process is training it."""
+    run = pretrain_run_of(store, cfg)
+    if run is not None and run.status == "running":
         raise UserError(f"run {run.id} of this configuration is being trained by process "
                         f"{run.owner}; wait for it or stop it")
     return run
@@ -185,12 +206,11 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
     t0 = time.perf_counter()
     people = make_people(cfg.people, seed=cfg.seed)
     split = split_people(people, seed=cfg.seed)
-    root = Path(store.home) / "knowledge" / cfg.key(pretraining_only=True)
-    data = _prepare_data(cfg, root, people, split)
+    data = _prepare_data(cfg, knowledge_root(store, cfg), people, split)
     seconds["prepare"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
-    earlier = _earlier_run(store, data)
+    earlier = _earlier_run(store, cfg)
     if earlier is not None and earlier.status == "completed":
         run_id, summary = earlier.id, earlier.summary  # this config was pretrained already
     else:  # a new run, or the killed run of this config resumed from its last checkpoint

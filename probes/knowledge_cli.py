@@ -46,8 +46,8 @@ def add_subcommands(sub) -> None:
 def _run(args) -> int:
     import sys
 
-    from probes.knowledge import KNOWLEDGE_MODEL, KnowledgeConfig, format_result, \
-        run_knowledge
+    from probes.knowledge import KNOWLEDGE_MODEL, KnowledgeConfig, check_pretraining, \
+        format_result, run_knowledge
     model = {}
     if args.model:
         try:
@@ -63,19 +63,7 @@ def _run(args) -> int:
                           series_checkpoints=args.series_checkpoints,
                           qa_fraction=args.qa_fraction, vocab_size=args.vocab_size,
                           batch_size=args.batch_size, lr=args.lr, model=model, seed=args.seed)
-    _validate(cfg)
+    check_pretraining(cfg)
     result = run_knowledge(cfg, name=args.name, progress=not args.json and sys.stderr.isatty())
     emit(result.to_json(), args.json, format_result(result))
     return 0
-
-
-def _validate(cfg) -> None:
-    """Refuse model overrides the pretraining config would refuse, before anything is written."""
-    from training.lm.config import LMModelConfig, PretrainConfig, apply_overrides, \
-        preset_sections
-
-    from probes.knowledge import _overrides
-    sections = preset_sections(cfg.preset)
-    apply_overrides(sections, _overrides(cfg))
-    LMModelConfig(**sections["model"])
-    PretrainConfig(**sections["train"])

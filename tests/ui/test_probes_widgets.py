@@ -100,7 +100,8 @@ def test_a_running_knowledge_job_is_followed_by_the_widget_and_the_page(store):
     from pathlib import Path
 
     from probes.knowledge import KnowledgeConfig
-    from ui.probes.launch import job_argv, knowledge_jobs, pretrain_run_of
+    from probes.knowledge import pretrain_run_of
+    from ui.probes.launch import job_argv, knowledge_jobs
     from ui.probes.parts import job_items
     from ui.widgets import KnowledgeWidget
     from workbench.jobs import cancel_job, start_job

@@ -9,13 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from probes.knowledge import PROTOCOLS, KnowledgeConfig
-from probes.knowledge_cli import _validate as validate_model_overrides
+from probes.knowledge import PROTOCOLS, KnowledgeConfig, check_pretraining
 from workbench.errors import UserError
 from workbench.jobs import Job, list_jobs, start_job
-from workbench.store import Run, RunStore
+from workbench.store import RunStore
 
 COMMAND = ["probes", "knowledge", "run"]
 # form field -> its type; the CLI flag is the name with dashes (--finetune-steps)
@@ -104,7 +102,7 @@ def check_form(values: dict, name: str | None, store: RunStore) -> Checked:
         result.errors[_field_of(str(exc))] = str(exc)
         return result
     try:
-        validate_model_overrides(cfg)
+        check_pretraining(cfg)
     except UserError as exc:
         result.errors["model"] = str(exc)
         return result
@@ -149,20 +147,10 @@ def launch_knowledge(store: RunStore, cfg: KnowledgeConfig, name: str | None = N
                      env: dict | None = None) -> Job:
     """Start ``workbench probes knowledge run`` for a checked config as a job (the job makes,
     or reuses, the pretrain run; see :func:`pretrain_run_of`)."""
-    validate_model_overrides(cfg)
+    check_pretraining(cfg)
     return start_job(job_argv(cfg, name), store=store, env=env)
 
 
 def knowledge_jobs(store: RunStore, limit: int = 5) -> list[Job]:
     """The newest knowledge jobs of the store."""
     return [j for j in list_jobs(store=store, limit=100) if list(j.argv[:3]) == COMMAND][:limit]
-
-
-def pretrain_run_of(store: RunStore, cfg: KnowledgeConfig) -> Run | None:
-    """The newest pretrain run on the data directory :func:`probes.knowledge.run_knowledge`
-    prepares for ``cfg`` (``$WORKBENCH_HOME/knowledge/<pretraining key>/data``)."""
-    data = str((Path(store.home) / "knowledge" / cfg.key(pretraining_only=True) / "data")
-               .resolve())
-    runs = [r for r in store.list_runs(kind="pretrain")
-            if isinstance(r.config, dict) and r.config.get("data") == data]
-    return max(runs, key=lambda r: r.created) if runs else None

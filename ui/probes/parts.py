@@ -8,13 +8,14 @@ import json
 
 from dash import dcc, html
 
+from probes.knowledge import pretrain_run_of
 from ui.components import status_badge
 from ui.figures import progress_text
 from ui.polling import poll_run
 from ui.probes.data import KNOWLEDGE_COMMAND, probe_runs
 from ui.probes.knowledge_figures import format_cell, qa_table
 from ui.probes.launch import (DEFAULT_MODEL, DEFAULTS, FIELDS, PROTOCOL_OPTIONS,
-                               config_of_argv, pretrain_run_of)
+                               config_of_argv)
 from workbench.store import RunStore
 
 FORM_KEYS = (*FIELDS, "name")

@@ -12,6 +12,7 @@ import html as html_text
 import ipywidgets
 import plotly.graph_objects as go
 
+from probes.knowledge import pretrain_run_of
 from ui.live_widget import LiveWidget
 from ui.probes.data import (FIT_COMMAND, KNOWLEDGE_COMMAND, Q_TRAINING_EMPTY,
                             SERIES_COMMAND, all_knowledge, fit_results, knowledge_results)
@@ -19,7 +20,7 @@ from ui.probes.figures import FitGroup, baseline_lines, fit_summary, group_fits,
     probe_heatmaps, probe_series
 from ui.probes.knowledge_figures import format_cell, knowledge_summary, p_probe_curves, \
     q_over_training, q_vs_qa_scatter, qa_table
-from ui.probes.launch import config_of_argv, knowledge_jobs, pretrain_run_of
+from ui.probes.launch import config_of_argv, knowledge_jobs
 from workbench.store import RunStore
 
 
