@@ -4,6 +4,7 @@ the ``probes`` parser by :func:`add_subcommands`, called from :mod:`probes.cli`)
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from workbench.cli import emit
@@ -129,6 +130,12 @@ def _text(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _say(line: str) -> None:
+    """A stage line on stderr (the job log the browser shows; stdout stays the result); only
+    once the input has been checked, so an error stays the one line on stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _prior(args) -> int:
     from probes.prior import prior_analysis
     task = _task(args)
@@ -244,7 +251,8 @@ def _run_finetune(args, source, tokenizer, task, cfg, prior, control, store, par
     from probes.prior_finetune import prior_finetune
     result = prior_finetune(source, tokenizer, task, cfg, prior, control, store=store,
                             parent=parent, name=args.name, device=args.device,
-                            localisation=localisation, resume=resume).to_json()
+                            localisation=localisation, resume=resume,
+                            progress=_say).to_json()
     lines = [f"run {result['run_id']}: finetuned blocks {list(cfg.layers)} of {args.model} "
              f"(budget {cfg.steps} steps); held-out values {', '.join(cfg.held_out)}",
              f"{'':<22}{'held-out acc':>13}{'all acc':>9}{'Spearman':>10}  CI"]

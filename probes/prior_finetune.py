@@ -29,6 +29,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -159,10 +160,13 @@ def _write_json(path: Path, payload: dict) -> None:
 def prior_finetune(source_dir: Path, tokenizer, task: PriorTask, cfg: FinetuneConfig,
                    prior: dict, control_layers: list[int], *, store=None, parent=None,
                    name=None, device=None, localisation: dict | None = None,
-                   resume: str | None = None) -> FinetuneResult:
+                   resume: str | None = None,
+                   progress: Callable[[str], None] | None = None) -> FinetuneResult:
     """Finetune ``cfg.layers`` of the model in ``source_dir``, the controls beside it, and save
     the localised model as a run when ``store`` is given (validation first: nothing is
-    written on bad input). ``resume``: the id of a killed run of this kind to finish."""
+    written on bad input). ``resume``: the id of a killed run of this kind to finish.
+    ``progress`` is told each arm as it starts; the run also logs ``arms_done`` per arm."""
+    say = progress or (lambda _line: None)
     check_bins(task)
     model = load_causal_lm(source_dir, device)
     n_layers = model.config.num_hidden_layers
@@ -208,13 +212,16 @@ def prior_finetune(source_dir: Path, tokenizer, task: PriorTask, cfg: FinetuneCo
         arms_dir = layout.root / "arms"
         arms_dir.mkdir(parents=True, exist_ok=True)
         results = {}
-        for key in ARMS:
+        for i, key in enumerate(ARMS, 1):
             path = arms_dir / f"{key}.json"
             if path.is_file():
                 results[key] = json.loads(path.read_text())
                 continue
+            blocks = f" (blocks {arm_layers[key]})" if key in arm_layers else ""
+            say(f"prior-finetune: arm {i}/{len(ARMS)} {key}{blocks}")
             results[key] = arm(key, save if key == "localised" else None)
             _write_json(path, results[key])
+            store.log_metrics(run.id, i, {"arms_done": float(i)})
         out = result(results, run.id, str(target))
         _write_json(layout.root / "prior_finetune.json", results)
         store.put_result(run.id, RESULT_KIND, result_key(task.name), out.to_json())

@@ -94,6 +94,10 @@ def test_inhouse_prior_and_finetune_end_to_end(inhouse, monkeypatch):
         assert 0 <= ft[key]["held_out_accuracy"] <= 1 and "rho" in ft[key]["correlation"]
     new = store.get_run("tuned")
     assert new.kind == "prior-finetune" and new.parent == run.run_id
+    # progress for the job log and the store: one stage line and one arms_done row per arm
+    stages = [ln for ln in proc.stderr.splitlines() if ln.startswith("prior-finetune: arm ")]
+    assert stages[2] == "prior-finetune: arm 3/5 localised (blocks [1])" and len(stages) == 5
+    assert store.metrics(new.id) and [r[1] for r in store.metrics(new.id)] == [1, 2, 3, 4, 5]
     assert new.status == "completed" and new.config["held_out"] == ["3", "8", "10"]
     assert new.config["parent"] == run.run_id
     stored = store.get_result(new.id, "prior_finetune", "task=count")

@@ -172,10 +172,14 @@ def prior_jobs(store: RunStore, model: str | None = None) -> list[Job]:
 
 
 def job_text(job: Job) -> str:
-    """``"prior-finetune on r-1a2b… (--task count …)"`` and, once it ended badly, the last line
-    of its log (the one-line error)."""
+    """``"prior-finetune on r-1a2b… (--task count …)"``; while it runs, its latest stage (``arm 3/5
+    localised (blocks [3])``); once it ended badly, the last line of its log (the error)."""
     text = f"{job.argv[1]} on {job.argv[2]} ({' '.join(job.argv[3:-1])})"
-    if job.done and job.status != "completed":
+    if not job.done:  # the command's latest stage line (probes/prior_cli.py writes them)
+        stages = [ln for ln in job.log_tail(20) if ln.startswith("prior-finetune: ")]
+        if stages:
+            text += f" · {stages[-1].split(': ', 1)[1]}"
+    elif job.status != "completed":
         # the supervisor's own "[job …] failed (exit code 2)" comes after the command's error
         tail = [ln for ln in job.log_tail(8) if ln.strip() and not ln.startswith("[job ")]
         text += f" · {job.status}" + (f": {tail[-1]}" if tail else "")
