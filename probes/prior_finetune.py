@@ -223,7 +223,7 @@ def prior_finetune(source_dir: Path, tokenizer, task: PriorTask, cfg: FinetuneCo
             _write_json(path, results[key])
             store.log_metrics(run.id, i, {"arms_done": float(i)})
         out = result(results, run.id, str(target))
-        _write_json(layout.root / "prior_finetune.json", results)
+        _write_json(layout.prior_finetune, results)
         store.put_result(run.id, RESULT_KIND, result_key(task.name), out.to_json())
         life.summary = {k: {"held_out_accuracy": v["held_out_accuracy"],
                             "rho": v["correlation"]["rho"]} for k, v in results.items()}

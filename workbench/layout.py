@@ -93,5 +93,10 @@ class RunLayout:
         suffix = "masks.safetensors" if kind == "masks" else kind
         return (directory or self.root) / f"circuit.{suffix}"
 
+    @property
+    def prior_finetune(self) -> Path:
+        """A prior-finetune run's evaluations (probes.prior_finetune)."""
+        return self.root / "prior_finetune.json"
+
     def job_log(self, job_id: str) -> Path:
         return self.root / f"job-{job_id}.log"

@@ -47,7 +47,7 @@ def n_layers_of(store: RunStore, ref: str) -> int | None:
         arts = [a for a in store.artifacts(store.get_run(ref).id, "checkpoint")]
         if not arts:
             return None
-        path = (store.run_dir(arts[-1].run_id) / arts[-1].path).parent
+        path = (store.layout(arts[-1].run_id).root / arts[-1].path).parent
     try:
         cfg = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError):

@@ -24,7 +24,6 @@ ANALYSIS_KIND = "prior"
 LEGACY_KIND, LEGACY_PREFIX = "probes", "prior "
 FINETUNE_KIND = "prior_finetune"
 FINETUNE_RUN_KIND = "prior-finetune"
-FINETUNE_FILE = "prior_finetune.json"
 
 
 def analyses(store: RunStore, run_id: str) -> dict[str, dict]:
@@ -58,7 +57,7 @@ def finetune_result(store: RunStore, run: Run) -> dict | None:
     if stored:
         key = f"task={run.task}"
         return dict(stored.get(key) or next(iter(stored.values())))
-    path = store.run_dir(run.id) / FINETUNE_FILE
+    path = store.layout(run.id).prior_finetune
     try:
         evaluations = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
