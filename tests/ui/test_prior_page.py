@@ -341,6 +341,19 @@ def test_form_is_checked_like_the_cli_and_nothing_starts(home_copy):
     assert "not stored" in check_form(store, "prior", {"model": str(home_copy)}).errors["model"]
     assert "bad name!" in check_form(store, "prior-finetune", {"model": "lm",
                                                                "name": "bad name!"}).errors["name"]
+    low = check_form(store, "prior-finetune", {"model": "lm", "trainable": "lowrank",
+                                               "rank": "3"})
+    assert low.ok and low.argv[low.argv.index("--trainable") + 1] == "lowrank"
+    assert low.argv[low.argv.index("--rank") + 1] == "3"
+    plain = check_form(store, "prior-finetune", {"model": "lm"})  # the CLI's defaults
+    from probes.prior_train import FinetuneConfig
+    steps = FinetuneConfig.__dataclass_fields__["steps"].default
+    assert plain.argv[plain.argv.index("--steps") + 1] == str(steps)
+    assert "--trainable" not in plain.argv and "--rank" not in plain.argv
+    assert "at least 1" in check_form(store, "prior-finetune", {
+        "model": "lm", "trainable": "lowrank", "rank": "0"}).errors["rank"]
+    assert "'everything'" in check_form(store, "prior-finetune", {
+        "model": "lm", "trainable": "everything"}).errors["trainable"]
     # through the page's callback: one-line errors by field, no job, no run
     from ui.app import create_app
     app = create_app(home_copy)

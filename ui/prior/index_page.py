@@ -11,8 +11,8 @@ from dash import Input, Output, State, callback, dcc, html
 from flask import current_app
 
 from ui.components import status_badge
-from ui.prior.launch import FIELDS, TASK_NAMES, check_form, job_text, launch, model_runs, \
-    prior_jobs
+from ui.prior.launch import FIELDS, FINETUNE_DEFAULTS, TASK_NAMES, TRAINABLE, check_form, \
+    job_text, launch, model_runs, prior_jobs
 from ui.prior.results import prior_runs
 from ui.state import get_store, job_env
 from workbench.errors import UserError
@@ -82,7 +82,14 @@ def layout(model: str | None = None, **query):
                 html.H4("finetune"),
                 _field("layers", dcc.Input(id="pr-layers", type="text", value="auto"), "layers",
                        " auto (the localisation rule) or block indices, e.g. 0,2"),
-                _field("steps", dcc.Input(id="pr-steps", type="text", value="100"), "steps"),
+                _field("steps", dcc.Input(id="pr-steps", type="text",
+                                          value=str(FINETUNE_DEFAULTS["steps"])), "steps"),
+                _field("trainable", dcc.Dropdown(
+                    id="pr-trainable", options=list(TRAINABLE), clearable=False,
+                    value=FINETUNE_DEFAULTS["trainable"], style={"width": "200px"}), "trainable",
+                    " every parameter of the blocks, their biases, or a low-rank update"),
+                _field("rank (lowrank)", dcc.Input(id="pr-rank", type="text",
+                                                   value=str(FINETUNE_DEFAULTS["rank"])), "rank"),
                 _field("held-out answer values", dcc.Input(id="pr-held_out", type="text",
                                                            placeholder="default: a third of "
                                                            "each bin"), "held_out"),
@@ -108,11 +115,13 @@ def layout(model: str | None = None, **query):
           State("pr-model", "value"), State("pr-dir", "value"), State("pr-task", "value"),
           State("pr-n", "value"), State("pr-layers", "value"), State("pr-steps", "value"),
           State("pr-held_out", "value"), State("pr-name", "value"),
+          State("pr-trainable", "value"), State("pr-rank", "value"),
           prevent_initial_call=True)
-def launch_job(_clicks, command, model, directory, task, n, layers, steps, held_out, name):
+def launch_job(_clicks, command, model, directory, task, n, layers, steps, held_out, name,
+               trainable=None, rank=None):
     store = get_store()
     values = dict(model=(directory or "").strip() or model, task=task, n=n, layers=layers,
-                  steps=steps, held_out=held_out, name=name)
+                  steps=steps, held_out=held_out, name=name, trainable=trainable, rank=rank)
     checked = check_form(store, command, values)
     errors = [checked.errors.get(k, "") for k in FIELDS]
     if not checked.ok:

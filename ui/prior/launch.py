@@ -9,10 +9,12 @@ started for an invalid form.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probes.prior_train import TRAINABLE, FinetuneConfig
 from workbench.errors import UserError
 from workbench.jobs import Job, list_jobs, start_job
 from workbench.store import Run, RunStore
@@ -20,7 +22,10 @@ from workbench.store import Run, RunStore
 COMMANDS = ("prior", "prior-finetune")
 MODEL_RUN_KINDS = ("pretrain", "prior-finetune")  # runs whose checkpoints are HF directories
 TASK_NAMES = ("count", "acronym", "count-words", "acronym-words")
-FIELDS = ("model", "task", "layers", "steps", "held_out", "n", "name")
+FIELDS = ("model", "task", "layers", "steps", "held_out", "n", "name", "trainable", "rank")
+# the form starts at the CLI's defaults (FinetuneConfig's)
+FINETUNE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)
+                     if f.name in ("steps", "trainable", "rank")}
 
 
 @dataclass
@@ -119,8 +124,17 @@ def check_form(store: RunStore, command: str, values: dict) -> Checked:
     argv = ["probes", command, model or "", "--task", task.name if task else "",
             "--n", str(n)]
     if command == "prior-finetune":
-        steps = check("steps", lambda: _int(v["steps"] or 100, "steps", 1))
+        steps = check("steps", lambda: _int(v["steps"] or FINETUNE_DEFAULTS["steps"], "steps", 1))
         argv += ["--steps", str(steps), "--layers", v["layers"] or "auto"]
+        trainable = v["trainable"] or FINETUNE_DEFAULTS["trainable"]
+        if trainable not in TRAINABLE:
+            out.errors["trainable"] = (f"trainable must be one of {', '.join(TRAINABLE)}, "
+                                       f"got {trainable!r}")
+        elif trainable != FINETUNE_DEFAULTS["trainable"]:
+            argv += ["--trainable", trainable]
+        if trainable == "lowrank":
+            rank = check("rank", lambda: _int(v["rank"] or FINETUNE_DEFAULTS["rank"], "rank", 1))
+            argv += ["--rank", str(rank)]
         if (v["layers"] or "auto") != "auto":
             layers = check("layers", lambda: _layers(v["layers"]))
             n_layers = n_layers_of(store, model) if model and layers else None

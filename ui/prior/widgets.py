@@ -67,12 +67,13 @@ class PriorWidget(LiveWidget):
         input, nothing started)."""
         return self._launch("prior", dict(model=self.run_id, task=task, n=n), poll, env)
 
-    def finetune(self, task: str = "count", *, layers: str = "auto", steps: int = 100,
-                 held_out: str = "", n: int = 600, name: str = "", poll: bool = True,
-                 env: dict | None = None):
-        """Start ``workbench probes prior-finetune RUN --task TASK ...`` as a job."""
+    def finetune(self, task: str = "count", *, layers: str = "auto", steps: int | None = None,
+                 held_out: str = "", n: int = 600, name: str = "", trainable: str = "",
+                 rank: int | None = None, poll: bool = True, env: dict | None = None):
+        """Start ``workbench probes prior-finetune RUN --task TASK ...`` as a job (unset
+        values: the CLI's defaults)."""
         values = dict(model=self.run_id, task=task, layers=layers, steps=steps,
-                      held_out=held_out, n=n, name=name)
+                      held_out=held_out, n=n, name=name, trainable=trainable, rank=rank)
         return self._launch("prior-finetune", values, poll, env)
 
     def _launch(self, command, values, poll, env):
