@@ -92,7 +92,7 @@ def test_finetune_does_not_lower_held_out_accuracy(figures):
                    "(7 -> 6, 17 -> 16); finetuning fixes trained values but does not carry to "
                    "held-out ones, so early stopping keeps the localised block near its start; "
                    "biases-only and low-rank updates, a rare-heavy held-out split and "
-                   "digit-spelled answers do not change that (README, prior section)")
+                   "digit-spelled answers do not change that (docs/prior-localisation.md)")
 def test_localised_blocks_raise_held_out_accuracy_more_than_other_blocks(figures):
     ft = figures[1]
     gain = ft["localised"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
