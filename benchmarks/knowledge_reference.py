@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from probes.knowledge_orderings import CASES, figures_of, orderings
 
 SETTINGS = ("people", "steps", "finetune_steps", "probe_steps", "series_checkpoints",
-            "vocab_size", "batch_size", "lr", "model", "seed")
+            "vocab_size", "batch_size", "lr", "model", "seed", "pool_size")
 
 
 def run_case(case, settings: dict) -> dict:

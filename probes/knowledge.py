@@ -52,6 +52,7 @@ class KnowledgeConfig:
     batch_size: int = 16
     lr: float = 5e-3
     seed: int = 0
+    pool_size: int = 0  # values per attribute pool (0: whole pools); see make_people
 
     def __post_init__(self):
         from training.corpora.biographies import Augmentation
@@ -67,6 +68,9 @@ class KnowledgeConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got "
                                 f"{value!r}")
+        p = self.pool_size
+        if isinstance(p, bool) or not isinstance(p, int) or p == 1 or p < 0:
+            raise UserError(f"--pool-size must be 0 (the whole pools) or at least 2, got {p!r}")
         value = self.series_checkpoints
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise UserError(f"--series-checkpoints must be an integer >= 0, got {value!r}")
@@ -78,6 +82,8 @@ class KnowledgeConfig:
         """A hash of the config (``pretraining_only``: of the fields the pretrained model
         depends on, so other probe or finetune settings reuse the same run)."""
         fields = dataclasses.asdict(self)
+        if not fields["pool_size"]:  # keys of configs from before the field are unchanged
+            fields.pop("pool_size")
         if pretraining_only:
             for name in ("finetune_steps", "probe_steps", "series_checkpoints", "p_rank",
                          "q_rank"):
@@ -204,7 +210,7 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
         validate_name(name)
     seconds = {}
     t0 = time.perf_counter()
-    people = make_people(cfg.people, seed=cfg.seed)
+    people = make_people(cfg.people, seed=cfg.seed, pool_size=cfg.pool_size)
     split = split_people(people, seed=cfg.seed)
     data = _prepare_data(cfg, knowledge_root(store, cfg), people, split)
     seconds["prepare"] = round(time.perf_counter() - t0, 2)

@@ -38,6 +38,10 @@ def add_subcommands(sub) -> None:
                    help="model overrides as JSON, on top of the knowledge defaults "
                         f"{json.dumps(defaults.model)}, e.g. '{{\"n_layers\": 4}}'")
     r.add_argument("--seed", type=int, default=defaults.seed)
+    r.add_argument("--pool-size", type=int, default=defaults.pool_size, metavar="K",
+                   help="values per attribute (years, cities, universities, majors, employers): "
+                        "about people/25 lets every value occur on both sides of the probes' "
+                        "split; 0: the whole pools")
     r.add_argument("--name", default=None, help="name of the pretrain run")
     r.add_argument("--json", action="store_true")
     r.set_defaults(handler=_run)
@@ -62,7 +66,8 @@ def _run(args) -> int:
                           finetune_steps=args.finetune_steps, probe_steps=args.probe_steps,
                           series_checkpoints=args.series_checkpoints,
                           qa_fraction=args.qa_fraction, vocab_size=args.vocab_size,
-                          batch_size=args.batch_size, lr=args.lr, model=model, seed=args.seed)
+                          batch_size=args.batch_size, lr=args.lr, model=model, seed=args.seed,
+                          pool_size=args.pool_size)
     check_pretraining(cfg)
     result = run_knowledge(cfg, name=args.name, progress=not args.json and sys.stderr.isatty())
     emit(result.to_json(), args.json, format_result(result))

@@ -142,7 +142,7 @@ def test_qa_finetune_memorises_the_trained_answers(bios_tok):
     (["--protocol", "both"], "--protocol"), (["--steps", "0"], "--steps"),
     (["--model", "[1]"], "--model"), (["--model", '{"d_model": 63}'], "d_model"),
     (["--model", '{"widgets": 1}'], "widgets"), (["--qa-fraction", "1"], "--qa-fraction"),
-    (["--series-checkpoints", "-1"], "--series-checkpoints")])
+    (["--series-checkpoints", "-1"], "--series-checkpoints"), (["--pool-size", "1"], "--pool-size")])
 def test_bad_input_one_line_exit_2_nothing_written(run_cli, home, args, message):
     proc = run_cli("probes", "knowledge", "run", *args)
     assert proc.returncode == 2, proc.stderr

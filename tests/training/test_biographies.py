@@ -45,6 +45,18 @@ def test_bad_people_count_is_a_user_error():
             make_people(bad)
 
 
+def test_pool_size_draws_each_attribute_from_the_first_values_of_its_pool():
+    small = make_people(400, seed=1, pool_size=12)
+    for attr, pool in (("birth_city", bios_pools.CITIES), ("major", bios_pools.MAJORS),
+                       ("university", bios_pools.UNIVERSITIES),
+                       ("employer", bios_pools.EMPLOYERS), ("birth_year", bios_pools.YEARS)):
+        assert {getattr(p, attr) for p in small} == set(pool[:12]), attr
+    assert make_people(50, seed=1, pool_size=0) == make_people(50, seed=1)  # whole pools
+    for bad in (1, -2, True, 2.5):
+        with pytest.raises(UserError, match="pool size"):
+            make_people(10, pool_size=bad)
+
+
 def test_spans_point_at_the_name_and_values(people):
     for aug in ("single", "multi3+permute+fullname", "permute2"):
         for bio in biographies(people, augmentation=aug, seed=5):

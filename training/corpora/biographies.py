@@ -189,10 +189,19 @@ class PeopleSplit:
     held_out: tuple[Person, ...]
 
 
-def make_people(n: int, *, seed: int = 0) -> list[Person]:
-    """``n`` people with unique full names; ids ``0..n-1``; a pure function of ``(n, seed)``."""
+def make_people(n: int, *, seed: int = 0, pool_size: int = 0) -> list[Person]:
+    """``n`` people with unique full names; ids ``0..n-1``; a pure function of ``(n, seed,
+    pool_size)``. ``pool_size`` > 0 draws birth years, cities, universities, majors and
+    employers from the first ``pool_size`` values of each pool, so that at a small ``n`` every
+    value has people enough on both sides of a probe's split (0: the whole pools)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"number of people must be a positive integer, got {n!r}")
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or \
+            pool_size == 1 or pool_size < 0:
+        raise UserError(f"pool size must be 0 (the whole pools) or at least 2, got {pool_size!r}")
+    pools = [p[:pool_size] if pool_size else p
+             for p in (YEARS, CITIES, UNIVERSITIES, MAJORS, EMPLOYERS)]
+    years, cities, universities, majors, employers = pools
     if n > NAME_CAPACITY // 2:
         raise UserError(f"number of people must be at most {NAME_CAPACITY // 2}, got {n}")
     rng = random.Random(f"bioS people {seed}")
@@ -203,13 +212,13 @@ def make_people(n: int, *, seed: int = 0) -> list[Person]:
         if name in seen:
             continue
         seen.add(name)
-        employer = rng.choice(EMPLOYERS)
+        employer = rng.choice(employers)
         people.append(Person(
             id=len(people), first=name[0], middle=name[1], last=name[2],
-            gender=rng.choice(("he", "she")), birth_year=rng.choice(YEARS),
+            gender=rng.choice(("he", "she")), birth_year=rng.choice(years),
             birth_month=rng.randint(1, 12), birth_day=rng.choice(DAYS),
-            birth_city=rng.choice(CITIES), university=rng.choice(UNIVERSITIES),
-            major=rng.choice(MAJORS), employer=employer, employer_city=EMPLOYER_CITY[employer]))
+            birth_city=rng.choice(cities), university=rng.choice(universities),
+            major=rng.choice(majors), employer=employer, employer_city=EMPLOYER_CITY[employer]))
     return people
 
 
