@@ -197,11 +197,11 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
     from probes.knowledge_probe import ProbeConfig, fit_knowledge_probe
     from probes.knowledge_qa import FinetuneConfig, finetune_qa, qa_accuracy, \
         value_memorisation
-    from probes.prior_finetune import load_causal_lm
     from training.corpora.biographies import biographies, make_people, qa_pairs, split_people
     from training.corpora.bios_templates import ATTRIBUTES
     from training.lm.api import pretrain
     from training.lm.tokenizer import load_tokenizer
+    from workbench.models import load_causal_lm
     from workbench.runs import RunHandle
     from workbench.store import RunStore, validate_name
 
@@ -256,13 +256,12 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
     p_data = encode_biographies(tok, bios, by_id, classes, n_ctx)
     train_ids = torch.tensor([p.id for p in split.train])
     p_train = torch.isin(p_data.person_ids, train_ids)
-    p_table = fit_knowledge_probe(model, p_data, p_train, n_classes, ATTRIBUTES, ProbeConfig(
-        rank=cfg.p_rank, steps=cfg.probe_steps, batch_size=cfg.batch_size, seed=cfg.seed))
+    p_cfg, q_cfg = (ProbeConfig(rank=rank, steps=cfg.probe_steps, batch_size=cfg.batch_size,
+                                seed=cfg.seed) for rank in (cfg.p_rank, cfg.q_rank))
+    p_table = fit_knowledge_probe(model, p_data, p_train, n_classes, ATTRIBUTES, p_cfg)
     q_data = encode_names(tok, people, classes)
     q_table = fit_knowledge_probe(model, q_data, torch.isin(q_data.person_ids, train_ids),
-                                  n_classes, ATTRIBUTES, ProbeConfig(
-                                      rank=cfg.q_rank, steps=cfg.probe_steps,
-                                      batch_size=cfg.batch_size, seed=cfg.seed))
+                                  n_classes, ATTRIBUTES, q_cfg)
     assert p_table.anchors == ANCHORS
     seconds["probes"] = round(time.perf_counter() - t0, 2)
 
@@ -273,10 +272,7 @@ def run_knowledge(cfg: KnowledgeConfig, *, store=None, name: str | None = None,
         series = probe_series(
             store, run_id, n=cfg.series_checkpoints, q_data=q_data, p_data=p_data,
             train_ids=train_ids, n_classes=n_classes, attributes=ATTRIBUTES,
-            q_cfg=ProbeConfig(rank=cfg.q_rank, steps=cfg.probe_steps,
-                              batch_size=cfg.batch_size, seed=cfg.seed),
-            p_cfg=ProbeConfig(rank=cfg.p_rank, steps=cfg.probe_steps,
-                              batch_size=cfg.batch_size, seed=cfg.seed), device=device)
+            q_cfg=q_cfg, p_cfg=p_cfg, device=device)
     seconds["series"] = round(time.perf_counter() - t0, 2)
 
     result = KnowledgeResult(

@@ -47,9 +47,9 @@ def probe_series(store, run_id: str, *, n: int, q_data: Encoded, p_data: Encoded
     ``{"steps": [int], "attributes": [str], "accuracy": [[float per attribute] per step]}``
     (held-out people); the P-probe entry only when ``p_data`` is given."""
     from probes.knowledge_probe import fit_knowledge_probe
-    from probes.prior_finetune import load_causal_lm
     from training.checkpoints import checkpoint_steps_of
     from training.lm.series import checkpoint_dir
+    from workbench.models import load_causal_lm
 
     steps = pick_checkpoints(checkpoint_steps_of(store, run_id), n)
     q_train = torch.isin(q_data.person_ids, train_ids)

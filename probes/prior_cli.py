@@ -170,7 +170,8 @@ def _finetune(args) -> int:
     from dataclasses import replace
 
     from probes.prior import prior_analysis
-    from probes.prior_finetune import FinetuneConfig, split_values, validation_values
+    from probes.prior_finetune import split_values
+    from probes.prior_train import FinetuneConfig, validation_values
     if args.resume:
         return _resume(args)
     task = _task(args)
@@ -218,7 +219,8 @@ def _finetune(args) -> int:
 
 def _resume(args) -> int:
     """``prior-finetune RUN --resume``: the killed run's own config, from its last arm."""
-    from probes.prior_finetune import KIND, FinetuneConfig
+    from probes.prior_finetune import KIND
+    from probes.prior_train import FinetuneConfig
     from training.corpora.prior_tasks import prior_task, restrict
     from workbench.lifecycle import COMPLETED, RUNNING
     from workbench.store import RunStore

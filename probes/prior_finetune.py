@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from probes.prior_scoring import (Encoder, accuracy_by_bin, check_bins, error_prior_correlation,
                                   score_answers)
-from probes.prior_train import (FinetuneConfig, blocks_of, finetune_blocks,  # noqa: F401
-                                spread_sample, validation_values)
+from probes.prior_train import FinetuneConfig, finetune_blocks, spread_sample
 from training.corpora.prior_tasks import PriorTask
 from workbench.errors import UserError
+from workbench.models import load_causal_lm
 
 KIND = "prior-finetune"  # run kind of the finetuned model
 RESULT_KIND = "prior_finetune"  # run-store result kind, on the finetune run, key task=<task>
@@ -101,15 +100,6 @@ def evaluate(model, task: PriorTask, enc: Encoder, cfg: FinetuneConfig, prior: d
             "accuracy_by_bin": accuracy_by_bin(task, values, correct, lp), "correlation": corr,
             "accuracy_by_value": {v: round(float(correct[[w == v for w in values]].mean()), 4)
                                   for v in task.values if v in values}}
-
-
-def load_causal_lm(directory: Path, device=None):
-    from workbench.models import quiet_transformers
-    quiet_transformers()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(str(directory), torch_dtype=torch.float32)
-    return model.to(device).eval() if device else model.eval()
 
 
 def save_model_dir(model, tokenizer, source_dir: Path, target: Path) -> Path:

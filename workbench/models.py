@@ -164,6 +164,16 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
+def load_causal_lm(directory: str | os.PathLike, device=None):
+    """A Hugging Face-format directory as a plain ``transformers`` causal LM in float32, in
+    eval mode, loaded offline (the probes finetune and probe it directly, without hooks)."""
+    quiet_transformers()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(str(directory), torch_dtype=torch.float32)
+    return model.to(device).eval() if device else model.eval()
+
+
 def load_hf_bridge(path: str | os.PathLike, *, device: str | None = None,
                    dtype: torch.dtype | None = None):
     """Boot a Hugging Face-format model directory offline as a ``TransformerBridge``.
