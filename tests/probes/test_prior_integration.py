@@ -19,12 +19,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def inhouse(tmp_path_factory):
     """A 2-block Llama-style model pretrained briefly on the in-house counting corpus."""
-    import os
     root = tmp_path_factory.mktemp("prior")
     home = root / "home"
-    old = os.environ.get("WORKBENCH_HOME")
-    os.environ["WORKBENCH_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # the store the pretraining writes to
+        mp.setenv("WORKBENCH_HOME", str(home))
         from training.corpora.prior_tasks import prior_task, write_corpus
         from training.lm.api import pretrain
         from training.lm.prepare import prepare
@@ -35,11 +33,6 @@ def inhouse(tmp_path_factory):
             "steps": 30, "batch_size": 8, "n_ctx": 64, "d_model": 32, "n_heads": 2,
             "d_mlp": 64, "n_layers": 2, "eval_every": 30, "checkpoint_every": 30,
             "log_checkpoints": 0, "warmup_steps": 5})
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_HOME", None)
-        else:
-            os.environ["WORKBENCH_HOME"] = old
     return home, run
 
 

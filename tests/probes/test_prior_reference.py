@@ -45,9 +45,8 @@ def figures(tmp_path_factory):
     torch.set_num_threads(1)
     bench = _benchmark()
     home = Path(os.environ.get("WORKBENCH_REFERENCE_HOME") or tmp_path_factory.mktemp("pref"))
-    old = os.environ.get("WORKBENCH_HOME")
-    os.environ["WORKBENCH_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBENCH_HOME", str(home))
         names = {r.name for r in RunStore(home).list_runs()}
         if "prior-reference" not in names:
             d = bench.DEFAULTS
@@ -57,11 +56,6 @@ def figures(tmp_path_factory):
         with contextlib.redirect_stdout(out):
             before, finetune = bench.report("prior-reference", 450, [])
         print(out.getvalue())  # every figure, with -s
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_HOME", None)
-        else:
-            os.environ["WORKBENCH_HOME"] = old
     return before, finetune
 
 
