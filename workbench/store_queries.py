@@ -27,6 +27,18 @@ class StoreQueries:
                             "FROM runs ORDER BY created DESC")
         return [dict(r) for r in rows]
 
+    def result_keys(self, kinds: tuple[str, ...]) -> dict[str, dict[str, list[str]]]:
+        """``{run_id: {kind: [key, ...]}}`` of every stored result of ``kinds``, in one
+        statement and without reading the payloads (index pages list the runs that hold
+        results, and poll while a job runs)."""
+        rows = self.execute("SELECT run_id, kind, key FROM results WHERE kind IN "
+                            f"({','.join('?' * len(kinds))}) ORDER BY run_id, kind, key",
+                            list(kinds))
+        out: dict[str, dict[str, list[str]]] = {}
+        for run_id, kind, key in rows:
+            out.setdefault(run_id, {}).setdefault(kind, []).append(key)
+        return out
+
     def latest_metrics_of(self, run_ids: list[str],
                           names: tuple[str, ...] = KEY_METRICS) -> dict[str, dict[str, float]]:
         """The newest value of each of ``names`` per run (from each run's last 16 rows)."""

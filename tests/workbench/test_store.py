@@ -63,6 +63,18 @@ def test_artifacts_results_and_delete(store):
     assert store.list_runs() == []
 
 
+def test_result_keys_list_each_runs_keys_of_the_asked_kinds(store):
+    a = store.create_run(kind="train", task="t", config={})
+    b = store.create_run(kind="train", task="t", config={})
+    store.put_result(a.id, "probes", "k2", {"x": 1})
+    store.put_result(a.id, "probes", "k1", {"x": 2})
+    store.put_result(a.id, "knowledge", "c", {})
+    store.put_result(b.id, "fourier", "step=3", {})
+    assert store.result_keys(("probes", "knowledge")) == {
+        a.id: {"knowledge": ["c"], "probes": ["k1", "k2"]}}
+    assert store.result_keys(("fourier",)) == {b.id: {"fourier": ["step=3"]}}
+
+
 def test_unwritable_home_is_user_error(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()

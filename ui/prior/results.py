@@ -30,13 +30,19 @@ def analyses(store: RunStore, run_id: str) -> dict[str, dict]:
     """``{"task=<task> step=<step>": PriorResult JSON}`` stored on ``run_id`` (both layouts;
     the ``"prior"`` kind wins where both hold the same key), newest step last."""
     out = {}
-    for key, payload in store.results(run_id, LEGACY_KIND).items():
-        if key.startswith(LEGACY_PREFIX + "task=") and isinstance(payload, dict):
-            out[key[len(LEGACY_PREFIX):]] = payload
-    for key, payload in store.results(run_id, ANALYSIS_KIND).items():
-        if isinstance(payload, dict):
-            out[key] = payload
+    for kind in (LEGACY_KIND, ANALYSIS_KIND):  # the "prior" kind second: it wins
+        for key, payload in store.results(run_id, kind).items():
+            name = _analysis_key(kind, key)
+            if name is not None and isinstance(payload, dict):
+                out[name] = payload
     return dict(sorted(out.items(), key=lambda kv: (_step(kv[0]), kv[0])))
+
+
+def _analysis_key(kind: str, key: str) -> str | None:
+    """The analysis key a stored ``(kind, key)`` is read under (None: not an analysis)."""
+    if kind == ANALYSIS_KIND:
+        return key
+    return key[len(LEGACY_PREFIX):] if key.startswith(LEGACY_PREFIX + "task=") else None
 
 
 def _step(key: str) -> int:
@@ -94,9 +100,12 @@ def prior_runs(store: RunStore) -> list[dict]:
     children: dict[str, list[Run]] = {}
     for r in finetunes:
         children.setdefault(parent_id(r), []).append(r)
+    held = store.result_keys((LEGACY_KIND, ANALYSIS_KIND))  # keys only: no payload is read
     out = []
     for run in store.list_runs():
-        keys = list(analyses(store, run.id))
+        names = {_analysis_key(kind, key) for kind, stored in held.get(run.id, {}).items()
+                 for key in stored} - {None}
+        keys = sorted(names, key=lambda k: (_step(k), k))
         if keys or run.kind == FINETUNE_RUN_KIND or run.id in children:
             out.append({"run": run, "analyses": keys, "finetunes": children.get(run.id, [])})
     return out

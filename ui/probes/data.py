@@ -38,10 +38,13 @@ class KnowledgeEntry:
         return f"{cfg.get('augmentation', '?')} · {cfg.get('protocol', '?')}"
 
 
+def _is_fit(key: str) -> bool:
+    return not key.startswith(PRIOR_PREFIX)
+
+
 def fit_results(store: RunStore, run_id: str) -> dict[str, dict]:
     """``{key: fit payload}`` of the run's probe fits (prior-localisation results left out)."""
-    return {k: v for k, v in store.results(run_id, FIT_KIND).items()
-            if not k.startswith(PRIOR_PREFIX)}
+    return {k: v for k, v in store.results(run_id, FIT_KIND).items() if _is_fit(k)}
 
 
 def knowledge_results(store: RunStore, run_id: str) -> dict[str, dict]:
@@ -54,9 +57,12 @@ def has_probe_results(store: RunStore, run: Run) -> bool:
 
 def probe_runs(store: RunStore, limit: int = 200) -> list[tuple[Run, int, int]]:
     """``(run, number of fits, number of knowledge results)`` of the runs that hold any."""
+    held = store.result_keys((FIT_KIND, KNOWLEDGE_KIND))  # keys only: no payload is read
     out = []
     for run in store.list_runs(limit=limit):
-        fits, knowledge = len(fit_results(store, run.id)), len(knowledge_results(store, run.id))
+        keys = held.get(run.id, {})
+        fits = sum(map(_is_fit, keys.get(FIT_KIND, [])))
+        knowledge = len(keys.get(KNOWLEDGE_KIND, []))
         if fits or knowledge:
             out.append((run, fits, knowledge))
     return out
@@ -64,6 +70,7 @@ def probe_runs(store: RunStore, limit: int = 200) -> list[tuple[Run, int, int]]:
 
 def all_knowledge(store: RunStore, limit: int = 200) -> list[KnowledgeEntry]:
     """Every knowledge result in the store (newest run first), for the cross-run views."""
+    held = store.result_keys((KNOWLEDGE_KIND,))
     return [KnowledgeEntry(run, key, payload)
-            for run in store.list_runs(limit=limit)
+            for run in store.list_runs(limit=limit) if run.id in held
             for key, payload in sorted(knowledge_results(store, run.id).items())]
