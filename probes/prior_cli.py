@@ -150,15 +150,10 @@ def _prior(args) -> int:
 
 
 def _layers(spec: str, n_layers: int) -> list[int] | None:
-    from probes.prior_finetune import check_layers
-    if spec == "auto":
-        return None
-    try:
-        layers = sorted({int(v) for v in _list(spec)})
-    except ValueError:
-        raise UserError(f"--layers must be auto or block indices like 0,2, got {spec!r}") \
-            from None
-    check_layers(layers, n_layers)
+    from probes.prior_finetune import check_layers, parse_layers
+    layers = parse_layers(spec)
+    if layers is not None:
+        check_layers(layers, n_layers)
     return layers
 
 

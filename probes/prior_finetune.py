@@ -73,6 +73,18 @@ def split_values(task: PriorTask, held_out: list[str] | None = None,
     return tuple(train), tuple(held_out)
 
 
+def parse_layers(spec: str) -> list[int] | None:
+    """The block indices of ``--layers`` (``"0,2"``), sorted; None for ``"auto"`` (the
+    localisation rule chooses). The CLI and the browser form both read it so."""
+    if spec == "auto":
+        return None
+    try:
+        return sorted({int(v) for v in spec.split(",") if v.strip()})
+    except ValueError:
+        raise UserError(f"--layers must be auto or block indices like 0,2, got {spec!r}") \
+            from None
+
+
 def check_layers(layers: list[int], n_layers: int) -> None:
     bad = [b for b in layers if not 0 <= b < n_layers]
     if bad:

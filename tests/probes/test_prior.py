@@ -14,7 +14,7 @@ import torch
 
 from probes.activations import Activations
 from probes.prior import choose_layers, fit_prior_probes, shuffled_prior
-from probes.prior_finetune import check_layers, split_values
+from probes.prior_finetune import check_layers, parse_layers, split_values
 from probes.prior_scoring import Encoder, check_bins, error_prior_correlation, spearman
 from training.corpora.prior_tasks import prior_task, restrict
 from workbench.errors import UserError
@@ -117,6 +117,9 @@ def test_bad_inputs_are_refused():
     assert {task.condition(v) for v in held} == {"common", "medium", "rare"}
     with pytest.raises(UserError, match="layer 4 is out of range"):
         check_layers([1, 4], 4)
+    assert parse_layers("auto") is None and parse_layers("2, 0,2") == [0, 2]
+    with pytest.raises(UserError, match="block indices like 0,2, got '0,x'"):
+        parse_layers("0,x")
     with pytest.raises(UserError, match="no tokenizer"):
         Encoder(None, task)
 

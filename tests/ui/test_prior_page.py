@@ -310,7 +310,7 @@ def test_a_running_job_shows_its_latest_stage(home_copy):
 
 
 def test_form_is_checked_like_the_cli_and_nothing_starts(home_copy):
-    from probes.prior_finetune import check_layers, split_values
+    from probes.prior_finetune import check_layers, parse_layers, split_values
     from training.corpora.prior_tasks import prior_task
     store = RunStore(home_copy)
     lm = store.get_run("lm")
@@ -352,6 +352,8 @@ def test_form_is_checked_like_the_cli_and_nothing_starts(home_copy):
     assert "--trainable" not in plain.argv and "--rank" not in plain.argv
     assert "at least 1" in check_form(store, "prior-finetune", {
         "model": "lm", "trainable": "lowrank", "rank": "0"}).errors["rank"]
+    assert check_form(store, "prior-finetune", {"model": "lm", "layers": "0,x"}).errors[
+        "layers"] == message(parse_layers, "0,x")  # read as the CLI reads --layers
     assert "'everything'" in check_form(store, "prior-finetune", {
         "model": "lm", "trainable": "everything"}).errors["trainable"]
     # through the page's callback: one-line errors by field, no job, no run

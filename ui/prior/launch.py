@@ -102,7 +102,7 @@ def _model(store: RunStore, ref: str, command: str) -> str:
 def check_form(store: RunStore, command: str, values: dict) -> Checked:
     """The ``workbench probes COMMAND`` argv for the form ``values`` (keys :data:`FIELDS`), or
     the errors by field, each one line naming the bad value."""
-    from probes.prior_finetune import check_layers, split_values
+    from probes.prior_finetune import check_layers, parse_layers, split_values
     from probes.prior_scoring import check_bins
     from training.corpora.prior_tasks import prior_task
     out = Checked()
@@ -136,7 +136,7 @@ def check_form(store: RunStore, command: str, values: dict) -> Checked:
             rank = check("rank", lambda: _int(v["rank"] or FINETUNE_DEFAULTS["rank"], "rank", 1))
             argv += ["--rank", str(rank)]
         if (v["layers"] or "auto") != "auto":
-            layers = check("layers", lambda: _layers(v["layers"]))
+            layers = check("layers", lambda: parse_layers(v["layers"]))
             n_layers = n_layers_of(store, model) if model and layers else None
             if n_layers is not None:
                 check("layers", lambda: check_layers(layers, n_layers))
@@ -154,16 +154,6 @@ def check_form(store: RunStore, command: str, values: dict) -> Checked:
 
 def _raise(message: str):
     raise UserError(message)
-
-
-def _layers(spec: str) -> list[int]:
-    try:
-        return sorted({int(x) for x in _list(spec) or []})
-    except ValueError:
-        raise UserError(f"layers must be auto or block indices like 0,2, got {spec!r}") \
-            from None
-
-
 
 
 def launch(store: RunStore, argv: list[str], env: dict | None = None) -> Job:
