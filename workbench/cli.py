@@ -72,13 +72,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
     except UserError as exc:
         print(f"workbench: error: {exc}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130
+    _leave_process_group(wait=code == 0)
+    return code
+
+
+def _leave_process_group(*, wait: bool) -> None:
+    """Under torchrun, wait for every rank (after a success) and close the process group
+    before exiting: a rank that exits while a peer is still reading from its gloo connection
+    can abort in gloo's teardown (SIGABRT) and fail the whole launch."""
+    if "torch.distributed" not in sys.modules:  # never initialised; don't import torch for it
+        return
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
