@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,8 +95,10 @@ def logits_fn_of(bridge):
 
 
 def measure(model: ModelSource, task: PriorTask, *, n: int = 600, seed: int = 0,
-            device=None) -> dict:
-    """Per-example correctness and log prior of ``n`` uniform prompts (plain and instructed)."""
+            device=None, progress: Callable[[str], None] | None = None) -> dict:
+    """Per-example correctness and log prior of ``n`` uniform prompts (plain and instructed);
+    ``progress`` is told each stage as it starts."""
+    say = progress or (lambda _line: None)
     check_bins(task)
     enc = Encoder(model.tokenizer, task)
     fn = logits_fn_of(model.bridge)
@@ -110,12 +113,15 @@ def measure(model: ModelSource, task: PriorTask, *, n: int = 600, seed: int = 0,
     pad = enc.start
     # one prior per answer value: the context is the same for all its examples
     uniq = list(task.values)
+    say(f"prior of every value ({len(uniq)} values)")
     prior_lp, _ = score_answers(fn, [enc.prior_context] * len(uniq),
                                 [enc.answer_ids(v) for v in uniq], device=device, pad_id=pad)
     prior = dict(zip(uniq, prior_lp.tolist()))
+    say(f"scoring {len(encoded)} prompts")
     _, correct = score_answers(fn, [e.prompt for e in encoded], [e.answer for e in encoded],
                                device=device, pad_id=pad)
     enc_i = [enc.encode(s) for s in instructed]
+    say(f"scoring {len(enc_i)} instructed prompts")
     _, correct_i = score_answers(fn, [e.prompt for e in enc_i], [e.answer for e in enc_i],
                                  device=device, pad_id=pad)
     return {"stimuli": plain, "encoded": encoded, "prior": prior, "correct": correct,
@@ -173,11 +179,14 @@ def fit_prior_probes(acts, *, seed: int = 0, l2: float = 0.1, test_fraction: flo
 
 def prior_analysis(model: ModelSource, task: PriorTask, *, n: int = 600, seed: int = 0,
                    l2: float = 0.1, positions: str = POSITIONS, device=None,
-                   work_dir=None) -> PriorResult:
-    """Measure the prior's influence on ``model`` for ``task`` (see the module docstring)."""
+                   work_dir=None, progress: Callable[[str], None] | None = None
+                   ) -> PriorResult:
+    """Measure the prior's influence on ``model`` for ``task`` (see the module docstring);
+    ``progress`` is told each stage as it starts (``scoring 600 prompts``, ...)."""
     from probes.activations import load_activations
     from probes.collect import collect_activations
-    measured = measure(model, task, n=n, seed=seed, device=device)
+    say = progress or (lambda _line: None)
+    measured = measure(model, task, n=n, seed=seed, device=device, progress=say)
     prior = measured["prior"]
     values = [s.value for s in measured["stimuli"]]
     lp = np.array([prior[v] for v in values])
@@ -185,9 +194,11 @@ def prior_analysis(model: ModelSource, task: PriorTask, *, n: int = 600, seed: i
     values_i = [s.value for s in measured["instructed"]]
     lp_i = np.array([prior[v] for v in values_i])
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="prior-acts-") as tmp:
+        say(f"collecting activations ({len(values)} prompts, every layer)")
         collect_activations(model, probe_data(task, measured, seed), tmp, layers="all",
                             positions=positions, hooks="resid", batch_size=64)
         acts = load_activations(tmp)
+    say("fitting ridge probes")
     real, control, real_v, control_v = fit_prior_probes(acts, seed=seed, l2=l2)
     margin = {s: real.test_score[i][-1] - control.test_score[i][-1]
               for i, s in enumerate(real.sites)}

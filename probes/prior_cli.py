@@ -141,7 +141,8 @@ def _prior(args) -> int:
     task = _task(args)
     model = _model(args)
     result = prior_analysis(model, task, n=args.n, seed=args.seed, l2=args.l2,
-                            positions=args.positions, device=args.device).to_json()
+                            positions=args.positions, device=args.device,
+                            progress=lambda line: _say(f"prior: {line}")).to_json()
     if not args.no_store and model.run_id:
         from probes.prior import store_prior_result
         result["stored_as"] = store_prior_result(model.run.store, model.run_id, result)
@@ -183,7 +184,8 @@ def _finetune(args) -> int:
     model = _model(args)
     layers = _layers(args.layers, model.n_layers)
     analysis = prior_analysis(model, task, n=args.n, seed=args.seed, l2=args.l2,
-                              positions=args.positions, device=args.device)
+                              positions=args.positions, device=args.device,
+                              progress=lambda line: _say(f"prior-finetune: localising: {line}"))
     if model.run_id:  # the analysis behind the choice, as `probes prior` stores it
         from probes.prior import store_prior_result
         store_prior_result(model.run.store, model.run_id, analysis.to_json())

@@ -191,8 +191,12 @@ def test_hf_directory_prior_and_finetune(tiny_llama, run_cli, store):
     values = "1,2,3,5,10,15,20"
     proc = run_cli("probes", "prior", tiny_llama, "--task", "count-words", "--values", values,
                    "--n", "28", "--json", check=True)
-    out = json.loads(proc.stdout)
+    out = json.loads(proc.stdout)  # stdout is the JSON alone; the stages go to stderr
     assert out["model"]["run_id"] is None and len(out["sites"]) == 5
+    stages = [ln.split(": ", 1)[1] for ln in proc.stderr.splitlines() if ln.startswith("prior: ")]
+    assert stages == [f"prior of every value ({len(values.split(','))} values)",
+                      "scoring 28 prompts", "scoring 28 instructed prompts",
+                      "collecting activations (28 prompts, every layer)", "fitting ridge probes"]
     assert out["values"][0]["corpus_weight"] is None  # the prior is the model's own
     before = _weights(tiny_llama)
     proc = run_cli("probes", "prior-finetune", tiny_llama, "--task", "count-words", "--values",
@@ -200,6 +204,9 @@ def test_hf_directory_prior_and_finetune(tiny_llama, run_cli, store):
                    "--held-out", "3,15", "--json", check=True)
     ft = json.loads(proc.stdout)
     assert ft["layers"] == out["localised_layers"] and len(ft["control_layers"]) == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("prior-finetune: ")]
+    assert lines[:len(stages)] == [f"prior-finetune: localising: {s}" for s in stages]
+    assert lines[len(stages)].startswith("prior-finetune: arm 1/5 ")  # then the arms
     run = store.get_run(ft["run_id"])
     assert run.kind == "prior-finetune" and run.parent is None and run.config["parent"] is None
     assert store.get_result(run.id, "prior_finetune", "task=count-words")["before"] \

@@ -79,6 +79,9 @@ def layout(model: str | None = None, **query):
                                             value="count", clearable=False,
                                             style={"width": "200px"}), "task"),
                 _field("prompts", dcc.Input(id="pr-n", type="text", value="600"), "n"),
+                _field("answer values", dcc.Input(id="pr-values", type="text",
+                                                  placeholder="default: all"), "values",
+                       " restrict to these answers, e.g. 1,2,3,10,20"),
                 html.H4("finetune"),
                 _field("layers", dcc.Input(id="pr-layers", type="text", value="auto"), "layers",
                        " auto (the localisation rule) or block indices, e.g. 0,2"),
@@ -90,6 +93,13 @@ def layout(model: str | None = None, **query):
                     " every parameter of the blocks, their biases, or a low-rank update"),
                 _field("rank (lowrank)", dcc.Input(id="pr-rank", type="text",
                                                    value=str(FINETUNE_DEFAULTS["rank"])), "rank"),
+                _field("learning rate", dcc.Input(
+                    id="pr-lr", type="text", placeholder=f"default {FINETUNE_DEFAULTS['lr']}"),
+                    "lr"),
+                _field("KL weight", dcc.Input(
+                    id="pr-kl_weight", type="text",
+                    placeholder=f"default {FINETUNE_DEFAULTS['kl_weight']}"), "kl_weight",
+                    " KL to the original model off the correct answer (0: plain cross-entropy)"),
                 _field("held-out answer values", dcc.Input(id="pr-held_out", type="text",
                                                            placeholder="default: a third of "
                                                            "each bin"), "held_out"),
@@ -116,12 +126,14 @@ def layout(model: str | None = None, **query):
           State("pr-n", "value"), State("pr-layers", "value"), State("pr-steps", "value"),
           State("pr-held_out", "value"), State("pr-name", "value"),
           State("pr-trainable", "value"), State("pr-rank", "value"),
+          State("pr-values", "value"), State("pr-lr", "value"), State("pr-kl_weight", "value"),
           prevent_initial_call=True)
 def launch_job(_clicks, command, model, directory, task, n, layers, steps, held_out, name,
-               trainable=None, rank=None):
+               trainable=None, rank=None, answer_values=None, lr=None, kl_weight=None):
     store = get_store()
     values = dict(model=(directory or "").strip() or model, task=task, n=n, layers=layers,
-                  steps=steps, held_out=held_out, name=name, trainable=trainable, rank=rank)
+                  steps=steps, held_out=held_out, name=name, trainable=trainable, rank=rank,
+                  values=answer_values, lr=lr, kl_weight=kl_weight)
     checked = check_form(store, command, values)
     errors = [checked.errors.get(k, "") for k in FIELDS]
     if not checked.ok:

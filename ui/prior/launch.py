@@ -1,10 +1,11 @@
 """The prior form's logic (``/prior``): checking its values with the rules ``workbench probes
 prior`` / ``prior-finetune`` apply (the same functions: :func:`training.corpora.prior_tasks.
-prior_task`, :func:`probes.prior_scoring.check_bins`, :func:`probes.prior_finetune.split_values`
-and ``check_layers``, :meth:`workbench.store.RunStore.check_new_name`), then starting the CLI command as a
-job. The job row in the store is what the pages follow (status, log tail), so a reload
-re-attaches; the results land in the store where :mod:`ui.prior.results` reads them. Nothing is
-started for an invalid form.
+prior_task` and ``restrict``, :func:`probes.prior_scoring.check_bins`,
+:func:`probes.prior_finetune.split_values` and ``check_layers``, the validation of
+:class:`probes.prior_train.FinetuneConfig`, :meth:`workbench.store.RunStore.check_new_name`),
+then starting the CLI command as a job. The job row in the store is what the pages follow
+(status, log tail), so a reload re-attaches; the results land in the store where
+:mod:`ui.prior.results` reads them. Nothing is started for an invalid form.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from workbench.store import Run, RunStore
 COMMANDS = ("prior", "prior-finetune")
 MODEL_RUN_KINDS = ("pretrain", "prior-finetune")  # runs whose checkpoints are HF directories
 TASK_NAMES = ("count", "acronym", "count-words", "acronym-words")
-FIELDS = ("model", "task", "layers", "steps", "held_out", "n", "name", "trainable", "rank")
-# the form starts at the CLI's defaults (FinetuneConfig's)
+FIELDS = ("model", "task", "layers", "steps", "held_out", "n", "name", "trainable", "rank",
+          "values", "lr", "kl_weight")
+# the form starts at the CLI's defaults (FinetuneConfig's); a blank lr / KL weight is the default
 FINETUNE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)
-                     if f.name in ("steps", "trainable", "rank")}
+                     if f.name in ("steps", "trainable", "rank", "lr", "kl_weight")}
 
 
 @dataclass
@@ -73,6 +75,20 @@ def _int(text, name: str, low: int) -> int:
     return value
 
 
+def _float(text, name: str) -> float:
+    try:
+        return float(text)  # what argparse's type=float accepts
+    except ValueError:
+        raise UserError(f"{name} must be a number, got {text!r}") from None
+
+
+def _tuning(name: str, value):
+    """``value`` for :class:`FinetuneConfig` field ``name``, checked by the config itself (the
+    CLI builds one from its flags); the placeholder answer values only satisfy its other rules."""
+    FinetuneConfig(task="", layers=(), held_out=(), train_values=("-",), **{name: value})
+    return value
+
+
 def _list(text) -> list[str] | None:
     values = [v.strip() for v in str(text or "").split(",") if v.strip()]
     return values or None
@@ -104,7 +120,7 @@ def check_form(store: RunStore, command: str, values: dict) -> Checked:
     the errors by field, each one line naming the bad value."""
     from probes.prior_finetune import check_layers, parse_layers, split_values
     from probes.prior_scoring import check_bins
-    from training.corpora.prior_tasks import prior_task
+    from training.corpora.prior_tasks import prior_task, restrict
     out = Checked()
     assert command in COMMANDS, command
     v = {k: ("" if values.get(k) is None else str(values.get(k)).strip()) for k in FIELDS}
@@ -118,11 +134,16 @@ def check_form(store: RunStore, command: str, values: dict) -> Checked:
     model = check("model", lambda: _model(store, v["model"], command) if v["model"] else
                   _raise("choose a model run (or give a Hugging Face directory)"))
     task = check("task", lambda: prior_task(v["task"] or "count"))
+    values_list = _list(v["values"])
+    if task is not None and values_list:  # the CLI's --values: restrict, then the bins
+        task = check("values", lambda: restrict(task, values_list))
     if task is not None:
-        check("task", lambda: check_bins(task))
+        check("values" if values_list else "task", lambda: check_bins(task))
     n = check("n", lambda: _int(v["n"] or 600, "prompts", 10))
     argv = ["probes", command, model or "", "--task", task.name if task else "",
             "--n", str(n)]
+    if values_list:
+        argv += ["--values", ",".join(values_list)]
     if command == "prior-finetune":
         steps = check("steps", lambda: _int(v["steps"] or FINETUNE_DEFAULTS["steps"], "steps", 1))
         argv += ["--steps", str(steps), "--layers", v["layers"] or "auto"]
@@ -132,6 +153,11 @@ def check_form(store: RunStore, command: str, values: dict) -> Checked:
                                        f"got {trainable!r}")
         elif trainable != FINETUNE_DEFAULTS["trainable"]:
             argv += ["--trainable", trainable]
+        for key, flag in (("lr", "--lr"), ("kl_weight", "--kl-weight")):
+            if v[key]:
+                value = check(key, lambda key=key: _tuning(key, _float(v[key], key)))
+                if value is not None and value != FINETUNE_DEFAULTS[key]:
+                    argv += [flag, str(value)]
         if trainable == "lowrank":
             rank = check("rank", lambda: _int(v["rank"] or FINETUNE_DEFAULTS["rank"], "rank", 1))
             argv += ["--rank", str(rank)]
@@ -177,10 +203,11 @@ def prior_jobs(store: RunStore, model: str | None = None) -> list[Job]:
 
 def job_text(job: Job) -> str:
     """``"prior-finetune on r-1a2b… (--task count …)"``; while it runs, its latest stage (``arm 3/5
-    localised (blocks [3])``); once it ended badly, the last line of its log (the error)."""
+    localised (blocks [3])``, ``scoring 600 prompts``); once it ended badly, the last line of its
+    log (the error)."""
     text = f"{job.argv[1]} on {job.argv[2]} ({' '.join(job.argv[3:-1])})"
     if not job.done:  # the command's latest stage line (probes/prior_cli.py writes them)
-        stages = [ln for ln in job.log_tail(20) if ln.startswith("prior-finetune: ")]
+        stages = [ln for ln in job.log_tail(20) if ln.startswith(f"{job.argv[1]}: ")]
         if stages:
             text += f" · {stages[-1].split(': ', 1)[1]}"
     elif job.status != "completed":
