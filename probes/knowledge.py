@@ -31,6 +31,11 @@ SERIES_EVERY = 10
 # side by side): about 115 passes over each person's biography text (multi5: ~23 over each of
 # its 5 entries); the pretrained models write 98-99% of the biographies' values exactly.
 KNOWLEDGE_MODEL = {"n_layers": 2, "d_model": 128, "n_heads": 4, "d_mlp": 512}
+# People per attribute value by default: the paper's pools give each value hundreds of people
+# (100k people, ~200 values); with the whole pools at CPU scale most values occur once or
+# twice, so a probe trained on half the people never sees the class of a held-out person and
+# every probe sits at chance. About 25 per value puts each on both sides of the split.
+PEOPLE_PER_VALUE = 25
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +57,9 @@ class KnowledgeConfig:
     batch_size: int = 16
     lr: float = 5e-3
     seed: int = 0
-    pool_size: int = 0  # values per attribute pool (0: whole pools); see make_people
+    # values per attribute pool (0: whole pools; None: people // PEOPLE_PER_VALUE, at least
+    # 2); see make_people. Stored resolved, so a run's config says what it used.
+    pool_size: int | None = None
 
     def __post_init__(self):
         from training.corpora.biographies import Augmentation
@@ -68,6 +75,8 @@ class KnowledgeConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got "
                                 f"{value!r}")
+        if self.pool_size is None:
+            object.__setattr__(self, "pool_size", max(2, self.people // PEOPLE_PER_VALUE))
         p = self.pool_size
         if isinstance(p, bool) or not isinstance(p, int) or p == 1 or p < 0:
             raise UserError(f"--pool-size must be 0 (the whole pools) or at least 2, got {p!r}")

@@ -38,9 +38,9 @@ def add_subcommands(sub) -> None:
                    help="model overrides as JSON, on top of the knowledge defaults "
                         f"{json.dumps(defaults.model)}, e.g. '{{\"n_layers\": 4}}'")
     r.add_argument("--seed", type=int, default=defaults.seed)
-    r.add_argument("--pool-size", type=int, default=defaults.pool_size, metavar="K",
-                   help="values per attribute (years, cities, universities, majors, employers): "
-                        "about people/25 lets every value occur on both sides of the probes' "
+    r.add_argument("--pool-size", type=int, default=None, metavar="K",
+                   help="values per attribute (years, cities, universities, majors, employers); "
+                        "default people/25, so every value occurs on both sides of the probes' "
                         "split; 0: the whole pools")
     r.add_argument("--name", default=None, help="name of the pretrain run")
     r.add_argument("--json", action="store_true")

@@ -203,3 +203,14 @@ def test_value_memorisation_counts_values_written_exactly(bios_tok):
                                 tok, bios)
     assert missed["birth_date"] == 0.0 and missed["loss"] > 1.0
     assert all(missed[a] == 1.0 for a in others)
+
+
+def test_pool_size_follows_the_people_unless_given():
+    from probes.knowledge import PEOPLE_PER_VALUE, KnowledgeConfig
+    assert KnowledgeConfig(people=300).pool_size == 300 // PEOPLE_PER_VALUE == 12
+    assert KnowledgeConfig(people=20).pool_size == 2  # never a one-value pool
+    assert KnowledgeConfig(people=300, pool_size=0).pool_size == 0  # the whole pools
+    assert KnowledgeConfig(people=300, pool_size=30).pool_size == 30
+    # resolved before the key: an explicit 12 and the default at 300 people are one config
+    assert KnowledgeConfig(people=300).key() == KnowledgeConfig(people=300, pool_size=12).key()
+    assert KnowledgeConfig(people=300).key() != KnowledgeConfig(people=300, pool_size=0).key()

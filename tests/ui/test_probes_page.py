@@ -225,6 +225,8 @@ FORM = {"people": "40", "augmentation": "multi2+permute", "protocol": "mixed", "
     ("model", "{oops", "--model is not JSON"),
     ("model", '{"nope": 1}', "unknown config key 'nope'"),
     ("model", '{"d_model": "wide"}', "d_model must be an integer, got 'wide'"),
+    ("pool_size", "1", "--pool-size must be 0 (the whole pools) or at least 2, got 1"),
+    ("pool_size", "few", "--pool-size must be an integer, got 'few'"),
 ])
 def test_form_checked_like_the_cli(store, field, value, expected):
     check = check_form({**FORM, field: value}, None, store)
@@ -244,6 +246,11 @@ def test_valid_form_round_trips_through_the_job_argv(store, seed):
     assert argv[:3] == ["probes", "knowledge", "run"] and argv[-3:] == ["--name", "my-lm",
                                                                        "--json"]
     assert config_of_argv(argv) == check.config
+    # a blank pool size follows the people (the CLI's default); the job runs the value it got
+    assert check.config.pool_size == 2 and "--pool-size" in argv
+    sized = check_form({**FORM, "people": "300", "pool_size": "0"}, None, store).config
+    assert sized.pool_size == 0
+    assert check_form({**FORM, "people": "300"}, None, store).config.pool_size == 12
     seed(store, name="taken")
     assert "already exists" in check_form(FORM, "taken", store).errors["name"]
     assert "invalid run name" in check_form(FORM, "bad name!", store).errors["name"]
@@ -255,8 +262,8 @@ def test_launch_callback_refuses_bad_values_and_starts_nothing(store):
 
     app = create_app(store.home)
     page = sys.modules["ui.probes.index_page"]
-    from ui.probes.launch import DEFAULTS
-    form = {**{k: str(v) for k, v in DEFAULTS.items()}, **FORM, "steps": "-5", "name": ""}
+    from ui.probes.parts import _value
+    form = {**{k: _value(k) for k in FORM_KEYS}, **FORM, "steps": "-5", "name": ""}
     values = [form[k] for k in FORM_KEYS]
     with app.server.test_request_context("/"):
         out = page.launch(1, *values)

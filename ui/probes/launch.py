@@ -18,16 +18,16 @@ from workbench.store import RunStore
 COMMAND = ["probes", "knowledge", "run"]
 # form field -> its type; the CLI flag is the name with dashes (--finetune-steps)
 FIELDS = {"people": int, "augmentation": str, "protocol": str, "steps": int,
-          "finetune_steps": int, "probe_steps": int, "qa_fraction": float, "vocab_size": int,
-          "batch_size": int, "lr": float, "seed": int, "model": dict}
-if "series_checkpoints" in KnowledgeConfig.__dataclass_fields__:  # the over-training probes
-    FIELDS = {**dict(list(FIELDS.items())[:6]), "series_checkpoints": int,
-              **dict(list(FIELDS.items())[6:])}
+          "finetune_steps": int, "probe_steps": int, "series_checkpoints": int,
+          "qa_fraction": float, "vocab_size": int, "batch_size": int, "lr": float, "seed": int,
+          "pool_size": int, "model": dict}
+# fields whose blank value is the CLI's unset flag (None: derived from other fields)
+OPTIONAL = {"pool_size"}
 # the form starts at the CLI's defaults; "model" holds overrides of the default model, as
-# the CLI's --model does
+# the CLI's --model does; a blank pool size follows the number of people, as on the CLI
 DEFAULT_MODEL = dict(KnowledgeConfig().model)
 DEFAULTS = {**{k: v for k, v in dataclasses.asdict(KnowledgeConfig()).items() if k in FIELDS},
-            "model": {}}
+            "model": {}, "pool_size": None}
 PROTOCOL_OPTIONS = list(PROTOCOLS)
 
 
@@ -62,6 +62,8 @@ def _parse(name: str, text) -> object:
         return {**DEFAULT_MODEL, **value}
     if kind is str:
         return text
+    if not text and name in OPTIONAL:
+        return None
     try:
         return kind(text)
     except ValueError:

@@ -24,7 +24,8 @@ LABELS = {"people": "people", "augmentation": "augmentation", "protocol": "proto
           "probe_steps": "probe steps", "series_checkpoints": "checkpoints probed over training",
           "qa_fraction": "QA fraction (mixed)",
           "vocab_size": "vocabulary size", "batch_size": "batch size", "lr": "learning rate",
-          "seed": "seed", "model": "model overrides (JSON)", "name": "run name (optional)"}
+          "seed": "seed", "pool_size": "values per attribute (blank: people / 25; 0: all)",
+          "model": "model overrides (JSON)", "name": "run name (optional)"}
 
 
 def _value(key) -> str:
