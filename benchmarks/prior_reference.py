@@ -70,6 +70,8 @@ FINETUNE_FLAGS = ("steps", "lr", "kl_weight", "val_fraction", "eval_every", "pat
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", default=None, help="an already pretrained in-house run")
+    ap.add_argument("--task", default="count", help="in-house prior task (count, acronym, "
+                    "acronym-spelled)")
     ap.add_argument("--docs", type=int, default=DEFAULTS["docs"])
     ap.add_argument("--pretrain-steps", type=int, default=DEFAULTS["pretrain_steps"])
     ap.add_argument("--instructed-frac", type=float, default=DEFAULTS["instructed_frac"])
@@ -77,17 +79,17 @@ def main() -> None:
     for flag in FINETUNE_FLAGS:  # passed through to prior-finetune (its defaults otherwise)
         ap.add_argument("--" + flag.replace("_", "-"), default=None)
     args = ap.parse_args()
-    run = args.run or pretrain_inhouse("prior-reference", args.docs, args.pretrain_steps,
-                                       args.instructed_frac)
+    run = args.run or pretrain_inhouse(f"prior-reference-{args.task}", args.docs,
+                                       args.pretrain_steps, args.instructed_frac, task=args.task)
     tuning = [a for f in FINETUNE_FLAGS if getattr(args, f) is not None
               for a in ("--" + f.replace("_", "-"), getattr(args, f))]
-    report(run, args.n, tuning)
+    report(run, args.n, tuning, task=args.task)
 
 
-def report(run: str, n: int, tuning: list) -> tuple[dict, dict]:
+def report(run: str, n: int, tuning: list, task: str = "count") -> tuple[dict, dict]:
     """Run the analysis and the finetune on ``run``; print every figure; return both."""
     t0 = time.perf_counter()
-    r = _cli("probes", "prior", run, "--task", "count", "--n", n)
+    r = _cli("probes", "prior", run, "--task", task, "--n", n)
     c = r["correlation"]
     print(f"\n1. before finetuning ({r['n_examples']} prompts, answers uniform): accuracy "
           f"{r['accuracy']:.3f}")
@@ -106,7 +108,7 @@ def report(run: str, n: int, tuning: list) -> tuple[dict, dict]:
               f" {r['shuffled_r2_held_out_values'][i][-1]:7.3f}")
     print(f"   localised blocks: {r['localised_layers']}  (rule: {r['rule']})")
 
-    ft = _cli("probes", "prior-finetune", run, "--task", "count", "--layers", "auto",
+    ft = _cli("probes", "prior-finetune", run, "--task", task, "--layers", "auto",
               "--n", n, *tuning)
     c = ft["config"]
     print(f"\n3. finetune, budget {c['steps']} steps, lr {c['lr']}, KL weight {c['kl_weight']}, "
