@@ -83,6 +83,9 @@ class PriorResult:
     localised_layers: list  # block indices
     rule: str = RULE
     probe: dict = field(default_factory=dict)  # n_train, n_test, split, l2
+    # every answer value's log prior, prompted or not (``values`` has the prompted ones), so
+    # prompts scored elsewhere (the finetune's evaluation) find theirs
+    log_prior: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -221,4 +224,5 @@ def prior_analysis(model: ModelSource, task: PriorTask, *, n: int = 600, seed: i
         localised_layers=choose_layers(margin, model.n_layers),
         probe={"n_train": real.n_train, "n_test": real.n_test, "l2": l2,
                "kind": "linear (ridge)", "test_fraction": real.test_fraction,
-               "held_out_values": {"n_train": real_v.n_train, "n_test": real_v.n_test}})
+               "held_out_values": {"n_train": real_v.n_train, "n_test": real_v.n_test}},
+        log_prior={v: round(lp_v, 4) for v, lp_v in prior.items()})

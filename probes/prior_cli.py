@@ -183,6 +183,20 @@ def _finetune(args) -> int:
         validate_name(args.name)
     model = _model(args)
     layers = _layers(args.layers, model.n_layers)
+    # checked before the analysis runs, so bad input stores nothing
+    if model.run is not None:
+        source = model.run.checkpoint_path(model.step).parent
+        store, parent = model.run.store, model.run_id
+    else:
+        from workbench.store import RunStore
+        source, store, parent = Path(args.model).expanduser().resolve(), RunStore(), None
+    if not (source / "config.json").is_file():
+        raise UserError(f"run {args.model} is not a language model in Hugging Face format")
+    if len(set(layers or ())) >= model.n_layers or model.n_layers < 2:
+        raise UserError(f"the model has no blocks outside {layers or 'the localised ones'} "
+                        f"for the control ({model.n_layers} blocks)")
+    if args.name is not None:
+        store.check_new_name(args.name)
     analysis = prior_analysis(model, task, n=args.n, seed=args.seed, l2=args.l2,
                               positions=args.positions, device=args.device,
                               progress=lambda line: _say(f"prior-finetune: localising: {line}"))
@@ -195,18 +209,9 @@ def _finetune(args) -> int:
                if s.startswith("resid.") and s != "resid.0"}
     others = sorted((b for b in margins if b not in layers), key=lambda b: (margins[b], b))
     control = sorted(others[:len(layers)])
-    if not control:
-        raise UserError(f"the model has no blocks outside {layers} for the control")
-    prior = {row["value"]: row["log_prior"] for row in analysis.values}
+    assert control, (layers, model.n_layers)  # checked above: at least one other block
+    prior = analysis.log_prior  # every value: evaluation prompts may hold unanalysed ones
     cfg = replace(cfg, layers=tuple(layers))
-    if model.run is not None:
-        source = model.run.checkpoint_path(model.step).parent
-        store, parent = model.run.store, model.run_id
-    else:
-        from workbench.store import RunStore
-        source, store, parent = Path(args.model).expanduser().resolve(), RunStore(), None
-    if not (source / "config.json").is_file():
-        raise UserError(f"run {args.model} is not a language model in Hugging Face format")
     localisation = {"sites": analysis.sites, "margin": analysis.margin, "rule": analysis.rule,
                     "localised_layers": analysis.localised_layers,
                     "source_ref": parent or str(source), "source_step": model.step}

@@ -198,6 +198,9 @@ def test_hf_directory_prior_and_finetune(tiny_llama, run_cli, store):
                       "scoring 28 prompts", "scoring 28 instructed prompts",
                       "collecting activations (28 prompts, every layer)", "fitting ridge probes"]
     assert out["values"][0]["corpus_weight"] is None  # the prior is the model's own
+    # every value's prior is kept, for evaluation prompts holding values the analysis lacked
+    assert set(out["log_prior"]) == set(values.split(","))
+    assert all(out["log_prior"][r["value"]] == r["log_prior"] for r in out["values"])
     before = _weights(tiny_llama)
     proc = run_cli("probes", "prior-finetune", tiny_llama, "--task", "count-words", "--values",
                    values, "--n", "28", "--n-eval", "14", "--steps", "2", "--batch-size", "4",
@@ -230,6 +233,9 @@ def test_bad_input_one_line_exit_2_nothing_written(tiny_llama, tmp_path, run_cli
     cases = [
         (["prior", tiny_llama, *base, "--values", "10,20"], "at least two"),
         (["prior-finetune", tiny_llama, *base, "--layers", "7"], "out of range"),
+        # every block chosen leaves none for the control: refused before the analysis runs
+        (["prior-finetune", tiny_llama, *base, "--layers", "0,1,2,3"],
+         "no blocks outside [0, 1, 2, 3]"),
         (["prior-finetune", tiny_llama, *base, "--held-out", "3", "--train-values", "1,3"],
          "also appear in training"),
         (["prior", no_tok, *base], "no tokenizer"),
