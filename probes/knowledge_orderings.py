@@ -57,6 +57,8 @@ ORDERINGS = {
         lambda s, a, m: a["q_probe"] > s["q_probe"] + 0.1,
     "Q over training: augmented rises (final > first + 0.1)":
         lambda s, a, m: _rise(a["q_over_training"]) > 0.1,
+    "Q tracks QA: the cases' Q-probe order is their QA order":
+        lambda s, a, m: _order(s, a, m, "q_probe") == _order(s, a, m, "qa_held_out"),
 }
 
 
@@ -64,6 +66,12 @@ def orderings(single: dict, aug: dict, mixed: dict) -> dict[str, bool]:
     """The paper's orderings (:data:`ORDERINGS`) on the three cases' figures
     (:func:`figures_of`, in :data:`CASES` order)."""
     return {name: bool(check(single, aug, mixed)) for name, check in ORDERINGS.items()}
+
+
+def _order(single: dict, aug: dict, mixed: dict, figure: str) -> list[int]:
+    """The three cases ranked by ``figure`` (indices in CASES order)."""
+    values = [single[figure], aug[figure], mixed[figure]]
+    return sorted(range(3), key=values.__getitem__)
 
 
 def _rise(curve: dict) -> float:
