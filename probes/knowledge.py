@@ -27,9 +27,9 @@ PROTOCOLS = ("pretrain-finetune", "mixed")
 SERIES_EVERY = 10
 # The CPU-scale settings that memorise the biographies (benchmarks/knowledge_reference.py on
 # 2 shared cores): 300 people, a 2-layer d_model 128 GPT-2 (the "tiny" preset widened), batch
-# 16 x 256 tokens, lr 5e-3 with warm-up and cosine decay, 700 steps (~1,300 s each, two runs
-# side by side): about 115 passes over each person's biography text (multi5: ~23 over each of
-# its 5 entries); the pretrained models write 98-99% of the biographies' values exactly.
+# 16 x 256 tokens, lr 5e-3 with warm-up and cosine decay, 700 steps (~630 s of pretraining
+# each, two runs side by side): about 115 passes over each person's biography text (multi5:
+# ~23 over each of its 5 entries); the pretrained models write 93-99.6% of the values exactly.
 KNOWLEDGE_MODEL = {"n_layers": 2, "d_model": 128, "n_heads": 4, "d_mlp": 512}
 # People per attribute value by default: the paper's pools give each value hundreds of people
 # (100k people, ~200 values); with the whole pools at CPU scale most values occur once or
