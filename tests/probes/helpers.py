@@ -1,7 +1,9 @@
-"""Shared builders for probe tests: in-memory activations with planted structure."""
+"""Shared builders for probe tests: in-memory activations with planted structure, and the
+benchmark scripts the reference tests share their settings and code with."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -25,3 +27,15 @@ def planted(n=600, d=16, n_classes=4, *, seed=0, signal=3.0, groups=None):
                 "sites": [{"name": s, "hook": s} for s in acts]}
     return Activations(directory=Path("memory"), manifest=manifest, acts=acts,
                        tokens=torch.arange(2 * n).reshape(n, 2), columns=columns)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load_benchmark(filename: str):
+    """``benchmarks/<filename>`` as a module (a script, not a package)."""
+    spec = importlib.util.spec_from_file_location(Path(filename).stem + "_benchmark",
+                                                  BENCHMARKS / filename)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

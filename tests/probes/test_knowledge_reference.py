@@ -21,17 +21,16 @@ Deselect with ``-m "not reference"``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
 from probes.knowledge_orderings import CASES, ORDERINGS, figures_of, orderings
+from tests.probes.helpers import load_benchmark
 
 pytestmark = [pytest.mark.reference, pytest.mark.xdist_group("knowledge-reference")]
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "knowledge_reference.py"
 NAME_PROBES = {  # the orderings that need the name alone to carry the attributes
     "P augmented: after name near just before (within 0.1)",
     "P after name: augmented > single (by 0.1)",
@@ -43,16 +42,9 @@ NAME_PROBES = {  # the orderings that need the name alone to carry the attribute
 NOISY = "Q tracks QA: the cases' Q-probe order is their QA order"
 
 
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("knowledge_reference_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def checks(tmp_path_factory):
-    bench = _benchmark()
+    bench = load_benchmark("knowledge_reference.py")
     home = Path(os.environ.get("WORKBENCH_REFERENCE_HOME") or tmp_path_factory.mktemp("kref"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WORKBENCH_HOME", str(home))

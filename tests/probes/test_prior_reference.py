@@ -18,23 +18,15 @@ About 5 min on one core. ``WORKBENCH_REFERENCE_HOME`` keeps the store (a run nam
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 from pathlib import Path
 
 import pytest
 
+from tests.probes.helpers import load_benchmark
+
 pytestmark = [pytest.mark.reference, pytest.mark.xdist_group("prior-reference")]
-
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "prior_reference.py"
-
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("prior_reference_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,7 @@ def figures(tmp_path_factory):
 
     from workbench.store import RunStore
     torch.set_num_threads(1)
-    bench = _benchmark()
+    bench = load_benchmark("prior_reference.py")
     home = Path(os.environ.get("WORKBENCH_REFERENCE_HOME") or tmp_path_factory.mktemp("pref"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WORKBENCH_HOME", str(home))

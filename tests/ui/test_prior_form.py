@@ -4,7 +4,6 @@ an argv the CLI's parser reads back; a running ``probes prior`` job shows its la
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,17 +16,7 @@ from ui.prior.launch import FIELDS, check_form, job_text, prior_jobs
 from workbench.errors import UserError
 from workbench.store import RunStore
 from browser_helpers import wait_until
-from test_prior_page import build_prior_home
-
-
-@pytest.fixture(scope="module")
-def prior_home(tmp_path_factory):
-    return build_prior_home(tmp_path_factory.mktemp("prior-form"))
-
-
-@pytest.fixture
-def home_copy(prior_home, tmp_path):
-    return shutil.copytree(prior_home, tmp_path / "prior-home")
+from test_prior_page import home_copy, prior_home  # noqa: F401 (the page tests' fixtures)
 
 
 def _message(fn) -> str:

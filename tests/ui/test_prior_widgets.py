@@ -70,6 +70,13 @@ def test_widget_without_results_and_bad_input(tmp_path, prior_home):
         PriorWidget("lm", store=store).analyse(task="nope")
     with pytest.raises(UserError, match="out of range"):
         PriorWidget("lm", store=store).finetune(layers="9", poll=False)
+    # the form's checks, so the CLI's messages: a bad lr, KL weight or answer-value list
+    with pytest.raises(UserError, match="lr must be positive, got -1.0"):
+        PriorWidget("lm", store=store).finetune(lr=-1, poll=False)
+    with pytest.raises(UserError, match="kl"):
+        PriorWidget("lm", store=store).finetune(kl_weight=-2, poll=False)
+    with pytest.raises(UserError, match="'99' is not an answer"):
+        PriorWidget("lm", store=store).analyse(values="1,99", poll=False)
     with pytest.raises(UserError, match="no language-model checkpoint"):
         widget.analyse()
     assert prior_jobs(store) == [] and bare.id in {r.id for r in store.list_runs()}

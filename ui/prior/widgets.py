@@ -61,20 +61,23 @@ class PriorWidget(LiveWidget):
                f"{self.ref} --task count"
 
     # -- jobs -------------------------------------------------------------------------------
-    def analyse(self, task: str = "count", *, n: int = 600, poll: bool = True,
-                env: dict | None = None):
-        """Start ``workbench probes prior RUN --task TASK`` as a job (``UserError`` on bad
-        input, nothing started)."""
-        return self._launch("prior", dict(model=self.run_id, task=task, n=n), poll, env)
+    def analyse(self, task: str = "count", *, n: int = 600, values: str = "",
+                poll: bool = True, env: dict | None = None):
+        """Start ``workbench probes prior RUN --task TASK`` as a job (``values``: a comma list
+        the task is restricted to; ``UserError`` on bad input, nothing started)."""
+        return self._launch("prior", dict(model=self.run_id, task=task, n=n, values=values),
+                            poll, env)
 
     def finetune(self, task: str = "count", *, layers: str = "auto", steps: int | None = None,
                  held_out: str = "", n: int = 600, name: str = "", trainable: str = "",
-                 rank: int | None = None, poll: bool = True, env: dict | None = None):
+                 rank: int | None = None, values: str = "", lr: float | None = None,
+                 kl_weight: float | None = None, poll: bool = True, env: dict | None = None):
         """Start ``workbench probes prior-finetune RUN --task TASK ...`` as a job (unset
         values: the CLI's defaults)."""
-        values = dict(model=self.run_id, task=task, layers=layers, steps=steps,
-                      held_out=held_out, n=n, name=name, trainable=trainable, rank=rank)
-        return self._launch("prior-finetune", values, poll, env)
+        form = dict(model=self.run_id, task=task, layers=layers, steps=steps,
+                    held_out=held_out, n=n, name=name, trainable=trainable, rank=rank,
+                    values=values, lr=lr, kl_weight=kl_weight)
+        return self._launch("prior-finetune", form, poll, env)
 
     def _launch(self, command, values, poll, env):
         checked = check_form(self.store, command, values)
