@@ -150,12 +150,18 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
     ctx = context_from_env()
     store = store or RunStore()
     if resume is not None:
-        run = _train_run(store, resume)
-        if run.status == "completed":
-            raise UserError(f"run {resume!r} has already completed")
-        if run.status == "running":
-            raise UserError(f"run {resume!r} is still being trained by process {run.owner}; "
-                            f"stop it before resuming")
+        # rank 0 alone checks the status: once it claims the run, the others would see it
+        # "running" (their own launch) and refuse
+        if ctx.is_main:
+            run = _train_run(store, resume)
+            if run.status == "completed":
+                raise UserError(f"run {resume!r} has already completed")
+            if run.status == "running":
+                raise UserError(f"run {resume!r} is still being trained by process "
+                                f"{run.owner}; stop it before resuming")
+            broadcast_object(run.id, ctx)
+        else:
+            run = store.get_run(broadcast_object(None, ctx))
         config = RunConfig.from_dict(run.config)
         return _run(store, run.id, config, load_data(config), progress, resume=True, ctx=ctx)
     if run_id is not None:

@@ -114,3 +114,35 @@ def _descendants(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
+
+
+@pytest.mark.parametrize("kind", ["train", "pretrain"])
+def test_a_follower_rank_resumes_the_run_rank_0_has_claimed(home, run_cli, monkeypatch, kind,
+                                                            tmp_path):
+    """Under torchrun rank 0 claims the run (status running, owner itself) before rank 1 may
+    have read it: rank 1 follows rank 0's run id instead of refusing a run "still being
+    trained" by its own launch (the race seen in the FSDP resume test)."""
+    import training.api as api
+    import training.lm.api as lm_api
+    from training.distributed import DistContext
+    store = RunStore(home)
+    if kind == "train":
+        run_cli("train", "modular-addition", "--preset", "tiny", "--set", "steps=4",
+                "--name", "r", "--no-progress", "--json", check=True)
+        module = api
+    else:
+        from training.lm.prepare import prepare
+        prepare(["builtin:arithmetic:60"], tokenizer="train:300", output=str(tmp_path / "d"),
+                val_frac=0.1)
+        run_cli("pretrain", "--data", str(tmp_path / "d"), "--set", "steps=2", "--name", "r",
+                "--no-progress", "--json", check=True)
+        module = lm_api
+    run_id = store.get_run("r").id
+    store.set_status(run_id, "running")  # claimed by rank 0, a live process (this one)
+    follower = DistContext(rank=1, world_size=2, local_rank=1)
+    monkeypatch.setattr(module, "context_from_env", lambda: follower)
+    monkeypatch.setattr(module, "broadcast_object", lambda obj, ctx: run_id)
+    followed = []
+    monkeypatch.setattr(module, "_run", lambda store, rid, *a, **k: followed.append(rid))
+    (module.train if kind == "train" else module.pretrain)(resume="r", store=store)
+    assert followed == [run_id]
