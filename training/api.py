@@ -16,7 +16,8 @@ from pathlib import Path
 from training.config import (DERIVED_MODEL_FIELDS, RunConfig, TrainConfig, apply_overrides,
                              read_config_file)
 from training.datasets import EncodedTask, encode
-from training.distributed import SINGLE, DistContext, broadcast_object, context_from_env
+from training.distributed import SINGLE, DistContext, broadcast_object, context_from_env, \
+    run_to_resume
 from training.presets import get_preset, presets_for
 from training.tasks import get_task_class, load_jsonl_task, make_task, task_names
 from training.trainer import TrainResult, train_loop
@@ -150,18 +151,7 @@ def train(task: str | None = None, *, preset: str = "default", overrides: dict |
     ctx = context_from_env()
     store = store or RunStore()
     if resume is not None:
-        # rank 0 alone checks the status: once it claims the run, the others would see it
-        # "running" (their own launch) and refuse
-        if ctx.is_main:
-            run = _train_run(store, resume)
-            if run.status == "completed":
-                raise UserError(f"run {resume!r} has already completed")
-            if run.status == "running":
-                raise UserError(f"run {resume!r} is still being trained by process "
-                                f"{run.owner}; stop it before resuming")
-            broadcast_object(run.id, ctx)
-        else:
-            run = store.get_run(broadcast_object(None, ctx))
+        run = run_to_resume(store, resume, ctx, kind="train", noun="training")
         config = RunConfig.from_dict(run.config)
         return _run(store, run.id, config, load_data(config), progress, resume=True, ctx=ctx)
     if run_id is not None:

@@ -55,6 +55,24 @@ def broadcast_object(obj, ctx: DistContext):
     return box[0]
 
 
+def run_to_resume(store, ref: str, ctx: DistContext, *, kind: str, noun: str):
+    """The run ``ref`` that ``--resume`` continues. Rank 0 alone checks it (its kind, not
+    completed, not being trained) and broadcasts its id, and the other ranks follow: once rank
+    0 has claimed the run they would see it running (their own launch) and refuse."""
+    if not ctx.is_main:
+        return store.get_run(broadcast_object(None, ctx))
+    run = store.get_run(ref)
+    if run.kind != kind:
+        raise UserError(f"run {ref!r} is a {run.kind} run, not a {noun} run")
+    if run.status == "completed":
+        raise UserError(f"run {ref!r} has already completed")
+    if run.status == "running":
+        raise UserError(f"run {ref!r} is still being trained by process {run.owner}; stop it "
+                        "before resuming")
+    broadcast_object(run.id, ctx)
+    return run
+
+
 def shard(indices: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """This rank's share of a batch (strided; sizes differ by at most one)."""
     if indices.numel() < ctx.world_size:

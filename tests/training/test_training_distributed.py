@@ -141,7 +141,7 @@ def test_a_follower_rank_resumes_the_run_rank_0_has_claimed(home, run_cli, monke
     store.set_status(run_id, "running")  # claimed by rank 0, a live process (this one)
     follower = DistContext(rank=1, world_size=2, local_rank=1)
     monkeypatch.setattr(module, "context_from_env", lambda: follower)
-    monkeypatch.setattr(module, "broadcast_object", lambda obj, ctx: run_id)
+    monkeypatch.setattr("training.distributed.broadcast_object", lambda obj, ctx: run_id)
     followed = []
     monkeypatch.setattr(module, "_run", lambda store, rid, *a, **k: followed.append(rid))
     (module.train if kind == "train" else module.pretrain)(resume="r", store=store)

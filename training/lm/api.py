@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from training.distributed import SINGLE, DistContext, broadcast_object, context_from_env
+from training.distributed import SINGLE, DistContext, broadcast_object, context_from_env, \
+    run_to_resume
 from training.lm import flops
 from training.lm.config import (LMModelConfig, PretrainConfig, apply_overrides,
                                 preset_sections, read_config_file)
@@ -110,20 +111,7 @@ def pretrain(data: str | None = None, *, preset: str = "tiny", overrides: dict |
     ctx = context_from_env()
     store = store or RunStore()
     if resume is not None:
-        # rank 0 alone checks the status: once it claims the run, the others would see it
-        # "running" (their own launch) and refuse
-        if ctx.is_main:
-            run = store.get_run(resume)
-            if run.kind != KIND:
-                raise UserError(f"run {resume!r} is a {run.kind} run, not a pretraining run")
-            if run.status == "completed":
-                raise UserError(f"run {resume!r} has already completed")
-            if run.status == "running":
-                raise UserError(f"run {resume!r} is still being trained by process "
-                                f"{run.owner}; stop it before resuming")
-            broadcast_object(run.id, ctx)
-        else:
-            run = store.get_run(broadcast_object(None, ctx))
+        run = run_to_resume(store, resume, ctx, kind=KIND, noun="pretraining")
         prepared = _prepare(run.config, ctx)
         return _run(store, run.id, prepared, progress, resume=True, ctx=ctx)
     if data is None:
