@@ -1,6 +1,7 @@
 """The /prior form's --values, --lr and --kl-weight: refused with the CLI's own one-line message
 (restrict / check_bins / FinetuneConfig) beside the field and nothing started; valid values reach
-an argv the CLI's parser reads back; a running ``probes prior`` job shows its latest stage."""
+an argv the CLI's parser reads back; a running ``probes prior`` or ``prior-finetune`` job
+shows its latest stage."""
 
 from __future__ import annotations
 
@@ -96,23 +97,28 @@ def test_valid_values_reach_the_argv_and_the_cli_reads_them(home_copy):
     assert build_parser().parse_args(prior.argv).values == "1,2,10,20"
 
 
-def test_a_running_analysis_job_shows_its_latest_stage(home_copy):
+@pytest.mark.parametrize("command, stages", [
+    ("prior", ["prior of every value (20 values)", "scoring 40 prompts"]),
+    ("prior-finetune", ["arm 2/5 instruction_baseline", "arm 3/5 localised (blocks [1])"]),
+])
+def test_a_running_job_shows_its_latest_stage(home_copy, command, stages):
     from workbench.jobs import job_status, start_job
     store = RunStore(home_copy)
     lm = store.get_run("lm")
     flag = home_copy / "release"
     script = ("import sys, time, pathlib; "
-              "print('prior: prior of every value (20 values)', file=sys.stderr, flush=True); "
-              "print('prior: scoring 40 prompts', file=sys.stderr, flush=True); "
-              f"[time.sleep(0.1) for _ in range(600) if not pathlib.Path({str(flag)!r}).exists()]")
-    job = start_job(["probes", "prior", lm.id, "--task", "count", "--json"], store=store,
+              + "".join(f"print({f'{command}: {line}'!r}, file=sys.stderr, flush=True); "
+                        for line in stages)
+              + f"[time.sleep(0.1) for _ in range(600) if not pathlib.Path({str(flag)!r}).exists()]")
+    job = start_job(["probes", command, lm.id, "--task", "count", "--json"], store=store,
                     command=[sys.executable, "-c", script],
                     env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     try:
-        text = wait_until(lambda: (lambda t: t if "scoring" in t else None)(
+        text = wait_until(lambda: (lambda t: t if stages[-1] in t else None)(
             job_text(job_status(job.id, store=store))), 60, "the job's stage line")
-        assert text == f"prior on {lm.id} (--task count) · scoring 40 prompts"
+        # the latest stage only
+        assert text == f"{command} on {lm.id} (--task count) · {stages[-1]}"
     finally:
         flag.write_text("")
     wait_until(lambda: job_status(job.id, store=store).done, 60, "the job to end")
-    assert "scoring" not in job_text(job_status(job.id, store=store))
+    assert stages[-1] not in job_text(job_status(job.id, store=store))  # ended: no stale stage

@@ -286,29 +286,6 @@ def test_a_failed_job_shows_its_one_line_error(home_copy):
     assert disabled  # nothing left running: the poll stops
 
 
-def test_a_running_job_shows_its_latest_stage(home_copy):
-    from workbench.jobs import job_status, start_job
-    from ui.prior.launch import job_text
-    store = RunStore(home_copy)
-    lm = store.get_run("lm")
-    flag = home_copy / "release"
-    script = ("import sys, time, pathlib; "
-              "print('prior-finetune: arm 2/5 instruction_baseline', file=sys.stderr, flush=True); "
-              "print('prior-finetune: arm 3/5 localised (blocks [1])', file=sys.stderr, flush=True); "
-              f"[time.sleep(0.1) for _ in range(600) if not pathlib.Path({str(flag)!r}).exists()]")
-    job = start_job(["probes", "prior-finetune", lm.id, "--task", "count", "--json"],
-                    store=store, command=[sys.executable, "-c", script],
-                    env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    try:
-        text = wait_until(lambda: (lambda t: t if "arm" in t else None)(
-            job_text(job_status(job.id, store=store))), 60, "the job's stage line")
-        assert text.endswith(" · arm 3/5 localised (blocks [1])")  # the latest stage only
-    finally:
-        flag.write_text("")
-    wait_until(lambda: job_status(job.id, store=store).done, 60, "the job to end")
-    assert "arm" not in job_text(job_status(job.id, store=store))  # ended: no stale stage
-
-
 def test_form_is_checked_like_the_cli_and_nothing_starts(home_copy):
     from probes.prior_finetune import check_layers, parse_layers, split_values
     from training.corpora.prior_tasks import prior_task
