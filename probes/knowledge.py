@@ -62,7 +62,7 @@ class KnowledgeConfig:
     pool_size: int | None = None
 
     def __post_init__(self):
-        from training.corpora.biographies import Augmentation
+        from training.corpora.biographies import Augmentation, check_pool_size
         if isinstance(self.people, bool) or not isinstance(self.people, int) or self.people < 8:
             raise UserError(f"--people must be an integer of at least 8, got {self.people!r}")
         Augmentation.parse(self.augmentation)  # UserError names a bad part
@@ -77,9 +77,7 @@ class KnowledgeConfig:
                                 f"{value!r}")
         if self.pool_size is None:
             object.__setattr__(self, "pool_size", max(2, self.people // PEOPLE_PER_VALUE))
-        p = self.pool_size
-        if isinstance(p, bool) or not isinstance(p, int) or p == 1 or p < 0:
-            raise UserError(f"--pool-size must be 0 (the whole pools) or at least 2, got {p!r}")
+        check_pool_size(self.pool_size, "--pool-size")
         value = self.series_checkpoints
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise UserError(f"--series-checkpoints must be an integer >= 0, got {value!r}")

@@ -189,6 +189,14 @@ class PeopleSplit:
     held_out: tuple[Person, ...]
 
 
+def check_pool_size(pool_size, name: str = "pool size") -> None:
+    """``UserError`` (naming the value as ``name``) unless ``pool_size`` is 0 (the whole pools)
+    or an integer of at least 2."""
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or \
+            pool_size == 1 or pool_size < 0:
+        raise UserError(f"{name} must be 0 (the whole pools) or at least 2, got {pool_size!r}")
+
+
 def make_people(n: int, *, seed: int = 0, pool_size: int = 0) -> list[Person]:
     """``n`` people with unique full names; ids ``0..n-1``; a pure function of ``(n, seed,
     pool_size)``. ``pool_size`` > 0 draws birth years, cities, universities, majors and
@@ -196,9 +204,7 @@ def make_people(n: int, *, seed: int = 0, pool_size: int = 0) -> list[Person]:
     value has people enough on both sides of a probe's split (0: the whole pools)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"number of people must be a positive integer, got {n!r}")
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or \
-            pool_size == 1 or pool_size < 0:
-        raise UserError(f"pool size must be 0 (the whole pools) or at least 2, got {pool_size!r}")
+    check_pool_size(pool_size)
     pools = [p[:pool_size] if pool_size else p
              for p in (YEARS, CITIES, UNIVERSITIES, MAJORS, EMPLOYERS)]
     years, cities, universities, majors, employers = pools
