@@ -70,8 +70,7 @@ FINETUNE_FLAGS = ("steps", "lr", "kl_weight", "val_fraction", "eval_every", "pat
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", default=None, help="an already pretrained in-house run")
-    ap.add_argument("--task", default="count", help="in-house prior task (count, acronym, "
-                    "acronym-spelled)")
+    ap.add_argument("--task", default="count", help="in-house prior task (count or acronym)")
     ap.add_argument("--docs", type=int, default=DEFAULTS["docs"])
     ap.add_argument("--pretrain-steps", type=int, default=DEFAULTS["pretrain_steps"])
     ap.add_argument("--instructed-frac", type=float, default=DEFAULTS["instructed_frac"])
