@@ -103,7 +103,14 @@ def reextract(stored: StoredCircuit, sparsity: float | None = None) -> Circuit:
     g = stored.graph
     # Rank by log α itself: the same order as the deterministic scores σ(log α/β·0.8), which
     # saturate to exactly 0 or 1 in float32 after training and would tie many edges.
-    keep = threshold_for_sparsity(g, stored.log_alpha.detach().double(), float(sparsity))[1]
+    # writers a node mask removed keep no edges at any sparsity, as when the search extracted
+    allowed = None
+    removed = set(stored.circuit.meta.get("nodes_removed") or ())
+    if removed:
+        writers = g.edge_index[:, 1].tolist()
+        allowed = torch.tensor([g.writers[w] not in removed for w in writers])
+    keep = threshold_for_sparsity(g, stored.log_alpha.detach().double(), float(sparsity),
+                                  allowed=allowed)[1]
     meta = {**stored.circuit.meta, "extracted_sparsity": float(sparsity)}
     return from_mask(g, keep, stored.log_alpha, {}, meta)  # scores: log α (see load_stored)
 

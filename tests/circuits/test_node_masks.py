@@ -85,6 +85,12 @@ def test_discover_with_node_masks_reports_the_removed_writers(home, tmp_path, ca
     removed = set(circuit.meta["nodes_removed"])
     assert removed == IDLE_WRITERS
     assert circuit.edges and not [e for e in circuit.edges if e.split("->")[0] in removed]
+    # re-extracting at a lower sparsity (the widget's and page's slider) keeps them out too
+    from circuits.explore import load_stored, reextract
+    stored = load_stored(out["run_id"])
+    denser = reextract(stored, 0.0)
+    assert len(denser.edges) > len(circuit.edges)
+    assert not [e for e in denser.edges if e.split("->")[0] in removed]
     assert main(["circuits", "discover", "--model", "hand-built", "--task", str(task),
                  "--method", "eap", "--node-masks"]) == 2
     assert "node masks" in capsys.readouterr().err
