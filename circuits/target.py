@@ -50,8 +50,9 @@ def check_fits(path: Path, factor: float = 3.0) -> None:
 
 def load_target(ref: str, store=None, device: str | None = None) -> Target:
     """Resolve ``ref``: an existing directory (Hugging Face format) or a run id/name."""
-    path = Path(str(ref)).expanduser()
-    if path.is_dir():
+    from workbench.runs import resolve_model_ref
+    path = resolve_model_ref(ref, store)  # a directory, or a run's handle
+    if isinstance(path, Path):
         from workbench.models import load_hf_bridge, quiet_transformers
         check_fits(path)
         quiet_transformers()
@@ -60,14 +61,7 @@ def load_target(ref: str, store=None, device: str | None = None) -> Target:
         vocab = dict(tok.get_vocab()) if tok is not None else {}
         return Target(bridge=bridge, name=str(path), kind="hf", input_vocab=vocab,
                       output_vocab=vocab, tokenizer=tok)
-    from workbench.runs import load_run
-    from workbench.store import RunStore
-    store = store or RunStore()
-    try:
-        run = load_run(str(ref), store)
-    except UserError:
-        raise UserError(f"unknown model {ref!r}: not a model directory and no run of that id "
-                        f"or name in {store.home}") from None
+    run = path
     if run.run.kind not in MODEL_KINDS or "model" not in run.config:
         raise UserError(f"run {ref!r} is a {run.run.kind} run, not a model (a trained run, or "
                         f"a Transformer Program compiled with `workbench programs compile`)")

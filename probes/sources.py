@@ -66,14 +66,14 @@ def _dir_tokenizer(path: Path):
 
 
 def open_run(ref: str, store=None):
-    from workbench.runs import load_run
-    from workbench.store import RunStore
-    store = store or RunStore()
-    try:
-        handle = load_run(str(ref), store)
-    except UserError:
-        raise UserError(f"unknown model {ref!r}: not a model directory and no run of that id "
-                        f"or name in {store.home}") from None
+    from workbench.runs import RunHandle, resolve_model_ref
+    handle = resolve_model_ref(ref, store)
+    if not isinstance(handle, RunHandle):
+        raise UserError(f"{ref!r} is a model directory; give a run")
+    return _model_run(handle, ref)
+
+
+def _model_run(handle, ref: str):
     if handle.run.kind not in MODEL_RUN_KINDS:
         raise UserError(f"run {ref!r} is a {handle.run.kind} run, not a model")
     return handle
@@ -82,8 +82,9 @@ def open_run(ref: str, store=None):
 def load_model(ref: str, *, step: int | str = "final", store=None,
                device: str | None = None) -> ModelSource:
     """``ref``: a Hugging Face-format directory or a run id / name (at checkpoint ``step``)."""
-    path = Path(str(ref)).expanduser()
-    if path.is_dir():
+    from workbench.runs import resolve_model_ref
+    path = resolve_model_ref(ref, store)  # a directory, or a run's handle
+    if isinstance(path, Path):
         from workbench.models import load_hf_bridge
         quiet_transformers()
         bridge = load_hf_bridge(path, device=device)
@@ -91,9 +92,7 @@ def load_model(ref: str, *, step: int | str = "final", store=None,
         return ModelSource(bridge=bridge, name=str(path.resolve()), run_id=None, step=None,
                            config_hash=config_hash(json.loads(cfg_text)),
                            tokenizer=getattr(bridge, "tokenizer", None))
-    if path.exists():
-        raise UserError(f"--model {ref!r} is a file; give a model directory or a run")
-    handle = open_run(ref, store)
+    handle = _model_run(path, ref)
     steps = handle.checkpoints()
     if not steps:
         raise UserError(f"run {handle.id} has no checkpoints")

@@ -111,6 +111,23 @@ def load_run(ref: str, store: RunStore | None = None) -> RunHandle:
     return RunHandle(store, store.get_run(ref))
 
 
+def resolve_model_ref(ref: str, store: RunStore | None = None, *,
+                      flag: str = "--model") -> Path | RunHandle:
+    """What a model argument names: a Hugging Face-format directory (its path) or a stored run
+    (its handle); ``UserError`` for a file or for neither. Callers check the run's kind."""
+    path = Path(str(ref)).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise UserError(f"{flag} {ref!r} is a file; give a model directory or a run")
+    store = store or RunStore()
+    try:
+        return load_run(str(ref), store)
+    except UserError:
+        raise UserError(f"unknown model {ref!r}: not a model directory and no run of that id "
+                        f"or name in {store.home}") from None
+
+
 def list_runs(store: RunStore | None = None, kind: str | None = None) -> list[Run]:
     return (store or RunStore()).list_runs(kind=kind)
 

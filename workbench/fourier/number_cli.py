@@ -17,20 +17,14 @@ from workbench.errors import UserError
 def load_model(ref: str):
     """``(bridge, tokenizer, description)`` for a model directory or a stored run."""
     from workbench.models import load_hf_bridge, quiet_transformers
+    from workbench.runs import resolve_model_ref
 
-    path = Path(ref).expanduser()
-    if path.is_dir():
+    path = resolve_model_ref(ref)  # a directory, or a run's handle
+    if isinstance(path, Path):
         quiet_transformers()
         bridge = load_hf_bridge(path)
         return bridge, bridge.tokenizer, str(path)
-    if path.exists():
-        raise UserError(f"--model {ref!r} is a file; give a model directory or a run")
-    from workbench.runs import load_run
-
-    try:
-        handle = load_run(ref)
-    except UserError:
-        raise UserError(f"--model {ref!r} is neither a model directory nor a run") from None
+    handle = path
     bridge = handle.model()
     # a pretrained run's bridge carries its tokenizer (numbers are token strings); a synthetic
     # task's has none and token id n is the number n
