@@ -71,6 +71,14 @@ class LiveWidget(abc.ABC):
         self._thread.start()
         return self
 
+    def follow(self, job, poll: bool = True):
+        """Show a job this widget just launched: refresh now and, with ``poll``, keep polling
+        until it is done; returns ``job``."""
+        self.refresh()
+        if poll:
+            self.start()
+        return job
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -144,6 +144,23 @@ def test_widget_without_analysis_says_so(fourier_store):
         start_analysis(fourier_store, other.id)
 
 
+def test_widget_compute_runs_the_job_and_follows_it_to_the_figures(fourier_store):
+    import time
+
+    from ui.fourier.widgets import FourierWidget
+    from workbench.jobs import job_status
+
+    w = FourierWidget("tiny-parity", store=fourier_store)
+    assert w.series is None
+    job = w.compute()  # a CLI subprocess; the widget polls the store until its series is in
+    deadline = time.monotonic() + 240
+    while w.polling and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not w.polling and w.series is not None, w.status.value
+    assert job_status(job.id, store=fourier_store).status == "completed"
+    assert "parity set" in w.status.value and w.figures["curves"].data
+
+
 @pytest.mark.browser
 def test_fourier_page_compute_reload_and_scrub(dash_duo, store, screenshot):
     from selenium.webdriver.common.by import By

@@ -68,11 +68,7 @@ class FourierWidget(LiveWidget):
 
     def compute(self, *, poll: bool = True, env: dict[str, str] | None = None):
         """Start the analysis job (``workbench fourier RUN --checkpoint all``)."""
-        job = start_analysis(self.store, self.run_id, env=env)
-        self.refresh()
-        if poll:
-            self.start()
-        return job
+        return self.follow(start_analysis(self.store, self.run_id, env=env), poll)
 
     def update(self) -> bool:
         state = analysis_state(self.store, self.run_id)

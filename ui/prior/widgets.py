@@ -83,11 +83,7 @@ class PriorWidget(LiveWidget):
         checked = check_form(self.store, command, values)
         if not checked.ok:
             raise UserError("; ".join(checked.errors.values()))
-        job = launch(self.store, checked.argv, env=env)
-        self.refresh()
-        if poll:
-            self.start()
-        return job
+        return self.follow(launch(self.store, checked.argv, env=env), poll)
 
     # -- refresh ----------------------------------------------------------------------------
     def update(self) -> bool:
