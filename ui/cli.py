@@ -8,8 +8,6 @@ import os
 import threading
 import webbrowser
 
-from ui.security import check_bind
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="start the browser workbench")
@@ -24,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args) -> int:
+    from ui.security import check_bind  # Flask too: only when serving
     check_bind(args.host, args.token)
     from ui.app import create_app  # Dash is imported only when serving
 

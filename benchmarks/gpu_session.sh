@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Every GPU check in one pass, for a device machine lent for a few minutes: install the wheels
+# benchmarks/gpu_wheels.sh put in .whl/, run the GPU tests (tests/gpu, marked gpu), then the
+# figures only a GPU gives: probe fits (issue 14's 10x), pretraining MFU, and the knowledge
+# experiment at more people than the CPU default. Each stage has its own time limit, so the
+# pass ends inside one 10-minute call, and its log lands in $OUT (what comes back) even when a
+# stage runs out of time (the limits add up to about 8.5 minutes).
+#   here:   benchmarks/gpu_wheels.sh
+#   there:  run(command="benchmarks/gpu_session.sh", carry=[".whl"], timeout_s=600)
+#   CPU dry run of the plumbing (here, where the wheels' Python differs):
+#     DEVICE=cpu QUICK=1 WHEELS=0 benchmarks/gpu_session.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-$PWD/gpu-out}"
+device="${DEVICE:-cuda}"
+quick="${QUICK:-0}"
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+if [[ "${WHEELS:-1}" == "1" ]] && compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+if [[ "$device" == "cpu" ]]; then
+  export WORKBENCH_TEST_DEVICE=cpu
+fi
+{ nvidia-smi || echo "no nvidia-smi"; python3 -c 'import torch; print(torch.__version__,
+  torch.cuda.is_available())'; } > "$out/device.txt" 2>&1 || true
+
+stage() {  # stage NAME SECONDS COMMAND...: run under a time limit, log to $out/NAME.log
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name (limit ${limit} s): $*"
+  local start=$SECONDS rc=0
+  timeout "$limit" "$@" > "$out/$name.log" 2>&1 || rc=$?
+  echo "== $name: exit $rc after $((SECONDS - start)) s"
+  tail -n 30 "$out/$name.log"
+}
+
+if [[ "$quick" == "1" ]]; then
+  probe_args=(--examples 400 --collect-examples 128 --rounds 1 --fit-rounds 1)
+  mfu_args=(--steps 3 --micro-batch 2)
+  knowledge_args=(--people 16 --steps 5 --finetune-steps 2 --probe-steps 2
+                  --series-checkpoints 1)
+else
+  probe_args=(--examples 10000 --d-model 512 --threads 16 --rounds 2 --fit-rounds 1)
+  mfu_args=(--steps 200)
+  knowledge_args=(--people 1000 --steps 2400)
+fi
+stage gpu-tests 120 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -p no:dash
+stage probes-speed 75 python3 benchmarks/probes_speed.py --device "$device" "${probe_args[@]}"
+stage mfu 120 python3 benchmarks/pretrain_mfu.py "${mfu_args[@]}"
+stage knowledge 180 python3 benchmarks/knowledge_reference.py --jobs 3 "${knowledge_args[@]}" \
+  --json-out "$out/knowledge.json"
