@@ -162,3 +162,18 @@ def test_modules_stay_small():
            for p in (ROOT / pkg).rglob("*.py")
            if (n := len(p.read_text().splitlines())) > 450]
     assert not big, "\n".join(big)
+
+
+def test_the_cli_and_its_commands_load_without_the_browser_stack():
+    """A GPU machine or a slim install may lack Flask, Dash, Plotly and ipywidgets: every
+    command still registers (serve imports them only when it serves)."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules.update(dict.fromkeys(['flask', 'dash', 'plotly', "
+            "'ipywidgets', 'anywidget'])); from workbench.cli import build_parser; "
+            "print(sorted(build_parser()._subparsers._group_actions[0].choices))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    commands = set(ast.literal_eval(proc.stdout))
+    assert {"pretrain", "train", "probes", "circuits", "fourier", "serve"} <= commands
