@@ -45,7 +45,10 @@ if [[ "$quick" == "1" ]]; then
 else
   probe_args=(--examples 10000 --d-model 512 --threads 16 --rounds 2 --fit-rounds 1)
   mfu_args=(--steps 200)
-  knowledge_args=(--people 1000 --steps 2400)
+  # the CPU default's 2-layer, 128-wide model reads the attributes off the name at chance at
+  # 1,000 people (docs: issue 14's note); a wider, deeper model is the experiment worth the GPU
+  knowledge_args=(--people 1000 --steps 2400 --series-checkpoints 2
+                  --model '{"n_layers": 4, "d_model": 256, "n_heads": 8, "d_mlp": 1024}')
 fi
 stage gpu-tests 120 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -p no:dash
 stage probes-speed 75 python3 benchmarks/probes_speed.py --device "$device" "${probe_args[@]}"
