@@ -19,7 +19,8 @@ export PYTHONUNBUFFERED=1
 if [[ "${WHEELS:-1}" == "1" ]] && compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl
-  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  # the working tree first: the wheel's copy of this project only supplies its entry points
+  export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 if [[ "$device" == "cpu" ]]; then
   export WORKBENCH_TEST_DEVICE=cpu
