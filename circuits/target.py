@@ -51,8 +51,9 @@ def check_fits(path: Path, factor: float = 3.0) -> None:
 def load_target(ref: str, store=None, device: str | None = None) -> Target:
     """Resolve ``ref``: an existing directory (Hugging Face format) or a run id/name."""
     from workbench.runs import resolve_model_ref
-    path = resolve_model_ref(ref, store)  # a directory, or a run's handle
-    if isinstance(path, Path):
+    found = resolve_model_ref(ref, store)  # a directory, or a run's handle
+    if isinstance(found, Path):
+        path = found
         from workbench.models import load_hf_bridge, quiet_transformers
         check_fits(path)
         quiet_transformers()
@@ -61,7 +62,7 @@ def load_target(ref: str, store=None, device: str | None = None) -> Target:
         vocab = dict(tok.get_vocab()) if tok is not None else {}
         return Target(bridge=bridge, name=str(path), kind="hf", input_vocab=vocab,
                       output_vocab=vocab, tokenizer=tok)
-    run = path
+    run = found
     if run.run.kind not in MODEL_KINDS or "model" not in run.config:
         raise UserError(f"run {ref!r} is a {run.run.kind} run, not a model (a trained run, or "
                         f"a Transformer Program compiled with `workbench programs compile`)")

@@ -83,8 +83,9 @@ def load_model(ref: str, *, step: int | str = "final", store=None,
                device: str | None = None) -> ModelSource:
     """``ref``: a Hugging Face-format directory or a run id / name (at checkpoint ``step``)."""
     from workbench.runs import resolve_model_ref
-    path = resolve_model_ref(ref, store)  # a directory, or a run's handle
-    if isinstance(path, Path):
+    found = resolve_model_ref(ref, store)  # a directory, or a run's handle
+    if isinstance(found, Path):
+        path = found
         from workbench.models import load_hf_bridge
         quiet_transformers()
         bridge = load_hf_bridge(path, device=device)
@@ -92,7 +93,7 @@ def load_model(ref: str, *, step: int | str = "final", store=None,
         return ModelSource(bridge=bridge, name=str(path.resolve()), run_id=None, step=None,
                            config_hash=config_hash(json.loads(cfg_text)),
                            tokenizer=getattr(bridge, "tokenizer", None))
-    handle = _model_run(path, ref)
+    handle = _model_run(found, ref)
     steps = handle.checkpoints()
     if not steps:
         raise UserError(f"run {handle.id} has no checkpoints")

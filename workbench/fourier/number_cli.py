@@ -19,12 +19,12 @@ def load_model(ref: str):
     from workbench.models import load_hf_bridge, quiet_transformers
     from workbench.runs import resolve_model_ref
 
-    path = resolve_model_ref(ref)  # a directory, or a run's handle
-    if isinstance(path, Path):
+    found = resolve_model_ref(ref)  # a directory, or a run's handle
+    if isinstance(found, Path):
         quiet_transformers()
-        bridge = load_hf_bridge(path)
-        return bridge, bridge.tokenizer, str(path)
-    handle = path
+        bridge = load_hf_bridge(found)
+        return bridge, bridge.tokenizer, str(found)
+    handle = found
     bridge = handle.model()
     # a pretrained run's bridge carries its tokenizer (numbers are token strings); a synthetic
     # task's has none and token id n is the number n
