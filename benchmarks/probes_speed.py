@@ -15,6 +15,7 @@ dependency: ``python3 -m pip install scikit-learn`` first.
 
     python benchmarks/probes_speed.py [--examples 4000] [--d-model 256] [--classes 10]
                                       [--threads 1] [--max-iter 100] [--rounds 3]
+                                      [--model RUN|DIR]   # a trained model instead
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fit-rounds", type=int, default=3)
     ap.add_argument("--device", default=None, help="where our probes are fitted (e.g. cuda)")
+    ap.add_argument("--model", default=None,
+                    help="a stored run or model directory instead of the random 6-layer model")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # the same threads for both sides
@@ -61,14 +64,21 @@ def main() -> int:
     from probes.targets import make_target, split
     from workbench.models import ModelConfig, to_bridge
 
-    d = args.d_model
-    cfg = ModelConfig(n_layers=6, d_model=d, n_heads=max(1, d // 64), d_head=min(64, d),
-                      d_mlp=4 * d, d_vocab=512, d_vocab_out=512, n_ctx=args.seq,
-                      normalization_type="LN", init_seed=0)
-    model = ModelSource(bridge=to_bridge(cfg), name="bench-6L", run_id=None, step=None,
-                        config_hash=config_hash(cfg.to_dict()), model_config=cfg.to_dict())
+    if args.model:  # a trained model: its residual stream is far less isotropic
+        from probes.sources import load_model
+        model = load_model(args.model)
+        d, vocab = model.bridge.cfg.d_model, model.bridge.cfg.d_vocab
+        args.seq = min(args.seq, model.bridge.cfg.n_ctx)
+    else:
+        d = args.d_model
+        cfg = ModelConfig(n_layers=6, d_model=d, n_heads=max(1, d // 64), d_head=min(64, d),
+                          d_mlp=4 * d, d_vocab=512, d_vocab_out=512, n_ctx=args.seq,
+                          normalization_type="LN", init_seed=0)
+        model = ModelSource(bridge=to_bridge(cfg), name="bench-6L", run_id=None, step=None,
+                            config_hash=config_hash(cfg.to_dict()), model_config=cfg.to_dict())
+        vocab = cfg.d_vocab
     gen = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, cfg.d_vocab, (args.examples, args.seq), generator=gen)
+    tokens = torch.randint(0, vocab, (args.examples, args.seq), generator=gen)
     work = Path(tempfile.mkdtemp(prefix="probes-bench-"))
     data_path = work / "data.jsonl"
     with data_path.open("w") as fh:
@@ -134,8 +144,9 @@ def main() -> int:
     t_ours, t_ridge, t_sk = (t / args.fit_rounds for t in (t_ours, t_ridge, t_sk))
     ours_acc = [row[0] for row in ours.test_score]
     ridge_acc = [row[0] for row in ridge.test_score]
-    print(f"probe fit, {len(acts.sites)} sites (embeddings + 6 layers), n_train {len(train)}, "
-          f"d {d}, {args.classes} classes, {args.threads} thread(s):")
+    print(f"probe fit, {len(acts.sites)} sites (embeddings + {len(acts.sites) - 1} layers) of "
+          f"{model.name}, n_train {len(train)}, d {d}, {args.classes} classes, {args.threads} "
+          "thread(s):")
     print(f"  ours (batched torch, <= {args.max_iter} L-BFGS steps, "
           f"{args.device or 'cpu'}): {t_ours:.2f} s (mean of {args.fit_rounds})")
     print(f"  scikit-learn LogisticRegression per layer (lbfgs, C = 1 / (l2 n)): {t_sk:.2f} s")
