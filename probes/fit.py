@@ -239,10 +239,11 @@ def _run(x, y, train, test, *, kind, task, n_out, l2, max_iter, seed):
     if task == "regress":  # standardise the target too so l2 means the same at any scale
         ym, ys = ytr.mean(1, keepdim=True), ytr.std(1, keepdim=True).clamp_min(1e-12)
         ytr, yte = (ytr - ym) / ys, (yte - ym) / ys
-    predict, linear = fit_batched((xtr - mu) / sd, ytr, kind=kind, task=task, n_out=n_out,
-                                  l2=l2, max_iter=max_iter, seed=seed)
+    xtr = (xtr - mu) / sd  # standardised once, for the fit and its score
+    predict, linear = fit_batched(xtr, ytr, kind=kind, task=task, n_out=n_out, l2=l2,
+                                  max_iter=max_iter, seed=seed)
     with torch.no_grad():
-        s_train = _score(predict((xtr - mu) / sd), ytr, task)
+        s_train = _score(predict(xtr), ytr, task)
         s_test = _score(predict((xte - mu) / sd), yte, task)
     raw = None
     if linear is not None:  # back to activation space: logits = x W' + b'
