@@ -4,7 +4,7 @@
 # figures only a GPU gives: probe fits (issue 14's 10x), pretraining MFU, and the knowledge
 # experiment at more people than the CPU default. Each stage has its own time limit, so the
 # pass ends inside one 10-minute call, and its log lands in $OUT (what comes back) even when a
-# stage runs out of time (the limits add up to about 8.5 minutes).
+# stage runs out of time (the limits add up to about 9 minutes).
 #   here:   benchmarks/gpu_wheels.sh
 #   there:  run(command="benchmarks/gpu_session.sh", carry=[".whl"], timeout_s=600)
 #   CPU dry run of the plumbing (here, where the wheels' Python differs):
@@ -40,11 +40,15 @@ stage() {  # stage NAME SECONDS COMMAND...: run under a time limit, log to $out/
 
 if [[ "$quick" == "1" ]]; then
   probe_args=(--examples 400 --collect-examples 128 --rounds 1 --fit-rounds 1)
+  probe_lm_args=("${probe_args[@]}")
+  lm_steps=5
   mfu_args=(--steps 3 --micro-batch 2)
   knowledge_args=(--people 16 --steps 5 --finetune-steps 2 --probe-steps 2
                   --series-checkpoints 1)
 else
   probe_args=(--examples 10000 --d-model 512 --threads 16 --rounds 2 --fit-rounds 1)
+  probe_lm_args=(--threads 16 --rounds 2 --fit-rounds 1)
+  lm_steps=300
   mfu_args=(--steps 200)
   # the CPU default's 2-layer, 128-wide model reads the attributes off the name at chance at
   # 1,000 people (docs: issue 14's note); a wider, deeper model is the experiment worth the GPU
@@ -53,6 +57,14 @@ else
 fi
 stage gpu-tests 120 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -p no:dash
 stage probes-speed 75 python3 benchmarks/probes_speed.py --device "$device" "${probe_args[@]}"
-stage mfu 120 python3 benchmarks/pretrain_mfu.py "${mfu_args[@]}"
-stage knowledge 180 python3 benchmarks/knowledge_reference.py --jobs 3 "${knowledge_args[@]}" \
+# the same on a trained model (its residual stream is far less isotropic than random weights')
+lm_home="$(mktemp -d)"
+stage probes-speed-lm 90 env WORKBENCH_HOME="$lm_home" bash -c "set -euo pipefail
+  python3 -m workbench.cli data prepare builtin:default --tokenizer train:1024 -o $lm_home/data
+  python3 -m workbench.cli pretrain --data $lm_home/data --preset tiny --set n_layers=6 \
+    --set d_model=256 --set n_heads=4 --set d_mlp=1024 --set steps=$lm_steps --name lm6 \
+    --no-progress --json
+  python3 benchmarks/probes_speed.py --model lm6 --device $device ${probe_lm_args[*]}"
+stage mfu 100 python3 benchmarks/pretrain_mfu.py "${mfu_args[@]}"
+stage knowledge 170 python3 benchmarks/knowledge_reference.py --jobs 3 "${knowledge_args[@]}" \
   --json-out "$out/knowledge.json"
