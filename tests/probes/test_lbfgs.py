@@ -69,7 +69,7 @@ def test_the_preconditioner_whitens_penalty_and_data_together_on_anisotropic_fea
     import sklearn.linear_model as sklearn
     import torch.nn.functional as F
 
-    import probes.fit as fit
+    from probes import fit
     gen = torch.Generator().manual_seed(0)
     g, n, d, c = 2, 1500, 64, 5
     spectrum = torch.logspace(1, -3.5, d)  # variances from 100 down to 3e-4
@@ -86,7 +86,7 @@ def test_the_preconditioner_whitens_penalty_and_data_together_on_anisotropic_fea
         return minimize(lambda t: (calls.append(1), fun(t))[1], theta, **kw)
     original, fit.minimize = fit.minimize, counting
     try:
-        predict, (w, b) = fit._logistic(x, onehot, l2=1 / n, max_iter=300)
+        predict, (w, _) = fit._logistic(x, onehot, l2=1 / n, max_iter=300)
     finally:
         fit.minimize = original
     assert len(calls) < 50  # 24 here; whitening the data term alone takes 82
