@@ -26,7 +26,12 @@ if [[ "$device" == "cpu" ]]; then
   export WORKBENCH_TEST_DEVICE=cpu
 fi
 { nvidia-smi || echo "no nvidia-smi"; python3 -c 'import torch; print(torch.__version__,
-  torch.cuda.is_available())'; } > "$out/device.txt" 2>&1 || true
+  torch.cuda.is_available())'
+  # the versions the carried wheels meet (datasets wants pyarrow >= 24, huggingface-hub >= 1.31)
+  python3 -m pip list 2>/dev/null | grep -i -E \
+    "^(torch|transformer|pyarrow|huggingface|fsspec|datasets|numpy|safetensors|tokenizers|scikit)"
+  python3 -c 'import transformer_lens, datasets; print("imports ok")'
+} > "$out/device.txt" 2>&1 || true
 
 stage() {  # stage NAME SECONDS COMMAND...: run under a time limit, log to $out/NAME.log
   local name=$1 limit=$2
