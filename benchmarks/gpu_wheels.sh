@@ -22,6 +22,10 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   "multiprocess==$(python3 -c 'import importlib.metadata as m; print(m.version("multiprocess"))')"
 # this project as a wheel: its entry points register the CLI's subcommands there; the modules
 # themselves are imported from the carried working tree (the current directory comes first)
-python3 -m pip wheel -q --no-deps --no-build-isolation -w .whl .
+# (built from a clean copy of HEAD, so no build/ or *.egg-info is left in the tree)
+src="$(mktemp -d)"
+git archive HEAD | tar -x -C "$src"
+python3 -m pip wheel -q --no-deps --no-build-isolation -w .whl "$src"
+rm -rf "$src"
 ls -la .whl
 du -sh .whl
