@@ -57,19 +57,27 @@ def broadcast_object(obj, ctx: DistContext):
 
 def run_to_resume(store, ref: str, ctx: DistContext, *, kind: str, noun: str):
     """The run ``ref`` that ``--resume`` continues. Rank 0 alone checks it (its kind, not
-    completed, not being trained) and broadcasts its id, and the other ranks follow: once rank
-    0 has claimed the run they would see it running (their own launch) and refuse."""
+    completed, not being trained) and broadcasts its id, or its refusal, and the other ranks
+    follow: once rank 0 has claimed the run they would see it running (their own launch) and
+    refuse; and a refusal on rank 0 alone would leave them waiting in the broadcast."""
     if not ctx.is_main:
-        return store.get_run(broadcast_object(None, ctx))
-    run = store.get_run(ref)
-    if run.kind != kind:
-        raise UserError(f"run {ref!r} is a {run.kind} run, not a {noun} run")
-    if run.status == "completed":
-        raise UserError(f"run {ref!r} has already completed")
-    if run.status == "running":
-        raise UserError(f"run {ref!r} is still being trained by process {run.owner}; stop it "
-                        "before resuming")
-    broadcast_object(run.id, ctx)
+        run_id, error = broadcast_object(None, ctx)
+        if error is not None:
+            raise UserError(error)
+        return store.get_run(run_id)
+    try:
+        run = store.get_run(ref)
+        if run.kind != kind:
+            raise UserError(f"run {ref!r} is a {run.kind} run, not a {noun} run")
+        if run.status == "completed":
+            raise UserError(f"run {ref!r} has already completed")
+        if run.status == "running":
+            raise UserError(f"run {ref!r} is still being trained by process {run.owner}; "
+                            "stop it before resuming")
+    except UserError as exc:
+        broadcast_object((None, str(exc)), ctx)
+        raise
+    broadcast_object((run.id, None), ctx)
     return run
 
 

@@ -141,8 +141,31 @@ def test_a_follower_rank_resumes_the_run_rank_0_has_claimed(home, run_cli, monke
     store.set_status(run_id, "running")  # claimed by rank 0, a live process (this one)
     follower = DistContext(rank=1, world_size=2, local_rank=1)
     monkeypatch.setattr(module, "context_from_env", lambda: follower)
-    monkeypatch.setattr("training.distributed.broadcast_object", lambda obj, ctx: run_id)
+    monkeypatch.setattr("training.distributed.broadcast_object",
+                        lambda obj, ctx: (run_id, None))  # rank 0's answer
     followed = []
     monkeypatch.setattr(module, "_run", lambda store, rid, *a, **k: followed.append(rid))
     (module.train if kind == "train" else module.pretrain)(resume="r", store=store)
     assert followed == [run_id]
+
+
+def test_a_refusal_on_rank_0_reaches_the_follower_ranks_as_the_same_error(home, monkeypatch):
+    """Rank 0 broadcasts its refusal too: a follower raises the same one-line error instead
+    of waiting in the broadcast for a run id that never comes."""
+    from training.distributed import DistContext, run_to_resume
+    from workbench.errors import UserError
+    store = RunStore(home)
+    run = store.create_run(kind="train", task="sort", config={}, name="done")
+    store.set_status(run.id, "completed")
+    sent = []
+    monkeypatch.setattr("training.distributed.broadcast_object",
+                        lambda obj, ctx: sent.append(obj) or obj)
+    with pytest.raises(UserError, match="has already completed") as on_main:
+        run_to_resume(store, "done", DistContext(rank=0, world_size=2, local_rank=0),
+                      kind="train", noun="training")
+    monkeypatch.setattr("training.distributed.broadcast_object", lambda obj, ctx: sent[0])
+    with pytest.raises(UserError) as on_follower:
+        run_to_resume(store, "done", DistContext(rank=1, world_size=2, local_rank=1),
+                      kind="train", noun="training")
+    assert sent == [(None, str(on_main.value))]
+    assert str(on_follower.value) == str(on_main.value)
