@@ -13,13 +13,11 @@ platforms=()
 for p in manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64; do
   platforms+=(--platform "$p")
 done
-# pinned to what the tests pass with here (pyproject.toml's ranges)
+# pinned to the versions the tests pass with here (within pyproject.toml's ranges)
+read -ra pins < <(python3 -c 'import importlib.metadata as m; print(" ".join(
+  f"{n}=={m.version(n)}" for n in ("transformer-lens", "datasets", "dill", "multiprocess")))')
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-  --implementation cp "${platforms[@]}" -d .whl \
-  "transformer-lens==$(python3 -c 'import importlib.metadata as m; print(m.version("transformer-lens"))')" \
-  "datasets==$(python3 -c 'import importlib.metadata as m; print(m.version("datasets"))')" \
-  "dill==$(python3 -c 'import importlib.metadata as m; print(m.version("dill"))')" \
-  "multiprocess==$(python3 -c 'import importlib.metadata as m; print(m.version("multiprocess"))')"
+  --implementation cp "${platforms[@]}" -d .whl "${pins[@]}"
 # this project as a wheel: its entry points register the CLI's subcommands there; the modules
 # themselves are imported from the carried working tree (the current directory comes first)
 # (built from a clean copy of HEAD, so no build/ or *.egg-info is left in the tree)
