@@ -92,3 +92,13 @@ def save_tiny_gpt2():
         return model
 
     return save
+
+
+@pytest.fixture(scope="module")
+def arith_corpus(tmp_path_factory):
+    """A prepared token corpus (400 arithmetic documents, a 300-token BPE) for pretraining
+    tests; read-only (copy it to change it)."""
+    from training.lm.prepare import prepare
+    out = tmp_path_factory.mktemp("lmdata") / "arith"
+    prepare(["builtin:arithmetic:400"], tokenizer="train:300", output=str(out), val_frac=0.1)
+    return out

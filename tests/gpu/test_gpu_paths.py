@@ -26,20 +26,12 @@ SMALL = {"n_layers": "2", "d_model": "64", "n_heads": "4", "d_mlp": "256", "n_ct
          "log_checkpoints": "0", "checkpoint_every": "10"}
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from training.lm.prepare import prepare
-    out = tmp_path_factory.mktemp("lmdata") / "arith"
-    prepare(["builtin:arithmetic:400"], tokenizer="train:300", output=str(out), val_frac=0.1)
-    return out
-
-
 def _losses(ref, store) -> dict[int, float]:
     from workbench.runs import load_run
     return dict(load_run(ref, store).metrics()["train_loss"])
 
 
-def test_bf16_pretraining_on_the_device_learns_and_resumes_after_a_kill(home, data):
+def test_bf16_pretraining_on_the_device_learns_and_resumes_after_a_kill(home, arith_corpus):
     from tests.training.lm.test_lm_pretrain import _kill_after_checkpoint, _sets
     from training.lm.api import pretrain
     from workbench.runs import load_run
@@ -47,14 +39,14 @@ def test_bf16_pretraining_on_the_device_learns_and_resumes_after_a_kill(home, da
 
     store = RunStore(home)
     overrides = {**SMALL, "steps": "200", "device": DEVICE, "precision": "bf16"}
-    whole = pretrain(str(data), overrides=overrides, name="whole", store=store)
+    whole = pretrain(str(arith_corpus), overrides=overrides, name="whole", store=store)
     assert whole.device.startswith(DEVICE) and whole.status == "completed"
     curve = _losses("whole", store)
     assert all(torch.isfinite(torch.tensor(v)) for v in curve.values())
     assert curve[max(curve)] < 0.7 * curve[min(curve)]  # it learns under autocast
     env = dict(os.environ, WORKBENCH_HOME=str(home))
     victim = subprocess.Popen([sys.executable, "-m", "workbench.cli", "pretrain", "--data",
-                               str(data), "--name", "victim", "--no-progress",
+                               str(arith_corpus), "--name", "victim", "--no-progress",
                                *_sets(overrides)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     run = _kill_after_checkpoint(store, victim, "victim", min_step=50)
@@ -67,14 +59,14 @@ def test_bf16_pretraining_on_the_device_learns_and_resumes_after_a_kill(home, da
 
 
 @pytest.mark.skipif(DEVICE == "cpu", reason="compiling for the CPU takes minutes")
-def test_a_compiled_run_matches_eager(home, data):
+def test_a_compiled_run_matches_eager(home, arith_corpus):
     from training.lm.api import pretrain
     from workbench.store import RunStore
 
     store = RunStore(home)
     overrides = {**SMALL, "steps": "40", "device": DEVICE, "precision": "bf16"}
-    pretrain(str(data), overrides=overrides, name="eager", store=store)
-    pretrain(str(data), overrides={**overrides, "compile": "true"}, name="compiled",
+    pretrain(str(arith_corpus), overrides=overrides, name="eager", store=store)
+    pretrain(str(arith_corpus), overrides={**overrides, "compile": "true"}, name="compiled",
              store=store)
     eager, compiled = _losses("eager", store), _losses("compiled", store)
     assert sorted(eager) == sorted(compiled)

@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from training.lm.api import pretrain
-from training.lm.prepare import prepare
 from workbench.cli import main
 from workbench.runs import load_run
 from workbench.store import RunStore
@@ -27,13 +26,6 @@ pytestmark = pytest.mark.integration
 SMALL = {"n_layers": "1", "d_model": "32", "n_heads": "2", "d_mlp": "64", "n_ctx": "32",
          "batch_size": "4", "log_every": "5", "eval_every": "10", "eval_batches": "1",
          "log_checkpoints": "0"}
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("lmdata") / "arith"
-    prepare(["builtin:arithmetic:400"], tokenizer="train:300", output=str(out), val_frac=0.1)
-    return out
 
 
 def _sets(overrides: dict) -> list[str]:
@@ -103,9 +95,9 @@ def _logits(ref, store, step="final"):
         return load_run(ref, store).model(step)(tokens)
 
 
-def test_cli_json_metrics_and_every_checkpoint_loads(home, run_cli, data):
+def test_cli_json_metrics_and_every_checkpoint_loads(home, run_cli, arith_corpus):
     transformers = pytest.importorskip("transformers")
-    proc = run_cli("pretrain", "--data", data, "--name", "tiny", "--json", "--no-progress",
+    proc = run_cli("pretrain", "--data", arith_corpus, "--name", "tiny", "--json", "--no-progress",
                    *_sets({**SMALL, "steps": "30", "log_checkpoints": "3",
                             "checkpoint_every": "10"}), check=True)
     result = json.loads(proc.stdout)
@@ -137,15 +129,15 @@ def test_cli_json_metrics_and_every_checkpoint_loads(home, run_cli, data):
     assert resid.shape == (2, 20, 32)
 
 
-def test_two_gloo_ranks_ddp_and_fsdp_match_one_process(home, data):
+def test_two_gloo_ranks_ddp_and_fsdp_match_one_process(home, arith_corpus):
     """Micro-batches of 1: 4 accumulation steps on one process, 2 per rank on two."""
     store = RunStore(home)
     overrides = {**SMALL, "steps": "20", "checkpoint_every": "10", "micro_batch_size": "1"}
-    single = pretrain(str(data), overrides=overrides, name="single", store=store)
+    single = pretrain(str(arith_corpus), overrides=overrides, name="single", store=store)
     one = load_run("single", store).metrics()
     for port, parallel in ((29641, "ddp"), (29642, "fsdp")):
-        args = ["pretrain", "--data", str(data), "--name", parallel, "--json", "--no-progress",
-                *_sets({**overrides, "parallel": parallel})]
+        args = ["pretrain", "--data", str(arith_corpus), "--name", parallel, "--json",
+                "--no-progress", *_sets({**overrides, "parallel": parallel})]
         multi = _torchrun(home, port, args)
         assert multi["world_size"] == 2 and multi["tokens"] == single.tokens
         two = load_run(parallel, store).metrics()
@@ -157,13 +149,13 @@ def test_two_gloo_ranks_ddp_and_fsdp_match_one_process(home, data):
         assert load_run(parallel, store).checkpoints() == [10, 20]  # whole tensors, once
 
 
-def test_sigkill_resume_is_bit_identical(home, data):
+def test_sigkill_resume_is_bit_identical(home, arith_corpus):
     store = RunStore(home)
     overrides = {**SMALL, "steps": "300", "checkpoint_every": "10"}
-    whole = pretrain(str(data), overrides=overrides, name="whole", store=store)
+    whole = pretrain(str(arith_corpus), overrides=overrides, name="whole", store=store)
     env = dict(os.environ, WORKBENCH_HOME=str(home), OMP_NUM_THREADS="1")
     victim = subprocess.Popen([sys.executable, "-m", "workbench.cli", "pretrain", "--data",
-                               str(data), "--name", "victim", "--no-progress",
+                               str(arith_corpus), "--name", "victim", "--no-progress",
                                *_sets(overrides)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     run = _kill_after_checkpoint(store, victim, "victim")
@@ -176,11 +168,11 @@ def test_sigkill_resume_is_bit_identical(home, data):
                    (store.run_dir(run.id) / "checkpoints").iterdir())
 
 
-def test_two_rank_run_resumes_on_one_rank_with_the_same_global_batch(home, data):
+def test_two_rank_run_resumes_on_one_rank_with_the_same_global_batch(home, arith_corpus):
     store = RunStore(home)
     overrides = {**SMALL, "steps": "200", "checkpoint_every": "10"}
-    pretrain(str(data), overrides=overrides, name="ref", store=store)
-    victim = _torchrun(home, 29651, ["pretrain", "--data", str(data), "--name", "two",
+    pretrain(str(arith_corpus), overrides=overrides, name="ref", store=store)
+    victim = _torchrun(home, 29651, ["pretrain", "--data", str(arith_corpus), "--name", "two",
                                      "--no-progress", *_sets(overrides)], wait=False)
     run = _kill_after_checkpoint(store, victim, "two")
     resumed = pretrain(resume=run.id, store=store)
@@ -195,8 +187,8 @@ def test_two_rank_run_resumes_on_one_rank_with_the_same_global_batch(home, data)
 
 @pytest.mark.parametrize("case", ["unknown-key", "seq-len", "no-data", "not-prepared",
                                   "memory", "bad-preset", "mixed-arch"])
-def test_bad_input_one_line_exit_2_nothing_written(home, data, tmp_path, capsys, case):
-    args = ["pretrain", "--data", str(data), "--no-progress"]
+def test_bad_input_one_line_exit_2_nothing_written(home, arith_corpus, tmp_path, capsys, case):
+    args = ["pretrain", "--data", str(arith_corpus), "--no-progress"]
     if case == "unknown-key":
         args += ["--set", "warmup=3"]
     elif case == "seq-len":
@@ -220,11 +212,11 @@ def test_bad_input_one_line_exit_2_nothing_written(home, data, tmp_path, capsys,
     assert RunStore(home).list_runs() == []
 
 
-def test_resume_refuses_a_changed_manifest(home, data, tmp_path, capsys):
+def test_resume_refuses_a_changed_manifest(home, arith_corpus, tmp_path, capsys):
     import shutil
 
     copy = tmp_path / "copy"
-    shutil.copytree(data, copy)
+    shutil.copytree(arith_corpus, copy)
     store = RunStore(home)
     result = pretrain(str(copy), overrides={**SMALL, "steps": "10"}, name="r", store=store)
     store.set_status(result.run_id, "cancelled")  # as if stopped: resumable
