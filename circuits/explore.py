@@ -106,9 +106,8 @@ def reextract(stored: StoredCircuit, sparsity: float | None = None) -> Circuit:
     # writers a node mask removed keep no edges at any sparsity, as when the search extracted
     allowed = None
     removed = set(stored.circuit.meta.get("nodes_removed") or ())
-    if removed:
-        writers = g.edge_index[:, 1].tolist()
-        allowed = torch.tensor([g.writers[w] not in removed for w in writers])
+    if removed:  # a writer mask indexed by each edge's writer, as circuits.extract does
+        allowed = torch.tensor([w not in removed for w in g.writers])[g.edge_index[:, 1]]
     keep = threshold_for_sparsity(g, stored.log_alpha.detach().double(), float(sparsity),
                                   allowed=allowed)[1]
     meta = {**stored.circuit.meta, "extracted_sparsity": float(sparsity)}
