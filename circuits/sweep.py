@@ -220,10 +220,11 @@ def plot(rows: list[dict], root: Path) -> dict:
     # Plotly's own static export (kaleido drives a headless Chrome/Chromium; the browser tests
     # need the same one). No browser: no PNG, and a message saying why; the HTML plot stands.
     try:
-        png = fig.to_image(format="png", width=900, height=560)
+        png = _png_export(fig)
     except (ImportError, RuntimeError) as exc:
         out["png"] = None
-        out["png_error"] = (f"no faithfulness.png ({str(exc).strip().splitlines()[0]}): "
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        out["png_error"] = (f"no faithfulness.png ({reason}): "
                             "Plotly's PNG export needs the kaleido package and Chrome or "
                             "Chromium (apt install chromium, or plotly_get_chrome); the plot is "
                             f"in {out['html']}")
@@ -232,3 +233,30 @@ def plot(rows: list[dict], root: Path) -> dict:
         atomic_write_bytes(root / "faithfulness.png", png)
         out["png"] = str(root / "faithfulness.png")
     return out
+
+
+def _png_export(fig, attempts: int = 3) -> bytes:
+    """Plotly's PNG export, retried when the headless browser dies while starting.
+
+    A loaded machine (CI running browser tests beside the sweep) sometimes sees Chromium close
+    right after launch (choreographer's BrowserFailedError, a RuntimeError); a second launch
+    works. A missing kaleido or Chrome is not retried: it fails the same way each time.
+    """
+    try:  # kaleido's browser driver; without it plotly raises its own "install kaleido"
+        from choreographer.errors import (
+            BrowserClosedError,
+            BrowserDepsError,
+            BrowserFailedError,
+        )
+    except ImportError:
+        return fig.to_image(format="png", width=900, height=560)
+    for attempt in range(1, attempts + 1):
+        try:
+            return fig.to_image(format="png", width=900, height=560)
+        except BrowserDepsError:
+            raise  # missing system libraries: the next launch fails the same way
+        except (BrowserFailedError, BrowserClosedError):
+            if attempt == attempts:
+                raise
+            time.sleep(attempt)
+    assert False, "the loop returns or raises"

@@ -119,7 +119,7 @@ def test_sweep_resumes_without_redoing(home, pairs, hf_dirs, capsys, tmp_path):
     first = json.loads(out)
     assert code == 0 and first["done"] == 4 and first["failed"] == 0, first
     for key in ("csv", "json", "html", "png"):
-        assert os.path.isfile(first[key])
+        assert first[key] and os.path.isfile(first[key]), (key, first.get("png_error"))
     assert open(first["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     rows = {r["key"]: r for r in json.load(open(first["json"]))}
     # simulate a kill after three entries: one result missing

@@ -34,3 +34,37 @@ def test_no_browser_no_png_and_says_why(tmp_path, monkeypatch, capsys):
     assert "Chrome or Chromium" in out["png_error"] and out["html"] in out["png_error"]
     assert (tmp_path / "faithfulness.html").is_file()
     assert "no faithfulness.png" in capsys.readouterr().err
+
+
+def test_browser_dying_at_launch_is_retried(tmp_path, monkeypatch):
+    errors = pytest.importorskip("choreographer.errors")
+    import plotly.graph_objects as go
+
+    calls = []
+
+    def flaky(self, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise errors.BrowserFailedError("The browser seemed to close immediately")
+        return b"\x89PNG\r\n\x1a\nrest"
+
+    monkeypatch.setattr(go.Figure, "to_image", flaky)
+    monkeypatch.setattr("circuits.sweep.time.sleep", lambda s: None)
+    out = plot(ROWS, tmp_path)
+    assert len(calls) == 2 and out["png"] == str(tmp_path / "faithfulness.png")
+    assert (tmp_path / "faithfulness.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_missing_browser_libraries_are_not_retried(tmp_path, monkeypatch):
+    errors = pytest.importorskip("choreographer.errors")
+    import plotly.graph_objects as go
+
+    calls = []
+
+    def no_deps(self, **kwargs):
+        calls.append(kwargs)
+        raise errors.BrowserDepsError()
+
+    monkeypatch.setattr(go.Figure, "to_image", no_deps)
+    out = plot(ROWS, tmp_path)
+    assert len(calls) == 1 and out["png"] is None and "Chrome or Chromium" in out["png_error"]
