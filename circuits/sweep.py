@@ -235,18 +235,21 @@ def plot(rows: list[dict], root: Path) -> dict:
     return out
 
 
-def _png_export(fig, attempts: int = 3) -> bytes:
-    """Plotly's PNG export, retried when the headless browser dies while starting.
+def _png_export(fig, attempts: int = 5) -> bytes:
+    """Plotly's PNG export, retried when the headless browser fails in a way that passes.
 
-    A loaded machine (CI running browser tests beside the sweep) sometimes sees Chromium close
-    right after launch (choreographer's BrowserFailedError, a RuntimeError); a second launch
-    works. A missing kaleido or Chrome is not retried: it fails the same way each time.
+    On a loaded machine (CI running browser tests beside a sweep) kaleido 1.5 often calls into
+    its page before the page's scripts have loaded ("kaleido_scopes is not defined", a
+    JavascriptError: 3 exports in 8 with 4 busy cores), or Chromium closes right after launch;
+    the next try works. A missing kaleido, Chrome or system library is not retried: it fails
+    the same way each time.
     """
-    try:  # kaleido's browser driver; without it plotly raises its own "install kaleido"
-        from choreographer.errors import (
+    try:  # without kaleido plotly raises its own "install kaleido"
+        from choreographer.errors import BrowserDepsError
+        from kaleido.errors import (
             BrowserClosedError,
-            BrowserDepsError,
             BrowserFailedError,
+            JavascriptError,
         )
     except ImportError:
         return fig.to_image(format="png", width=900, height=560)
@@ -254,9 +257,9 @@ def _png_export(fig, attempts: int = 3) -> bytes:
         try:
             return fig.to_image(format="png", width=900, height=560)
         except BrowserDepsError:
-            raise  # missing system libraries: the next launch fails the same way
-        except (BrowserFailedError, BrowserClosedError):
+            raise
+        except (BrowserFailedError, BrowserClosedError, JavascriptError):
             if attempt == attempts:
                 raise
-            time.sleep(attempt)
+            time.sleep(0.5 * attempt)
     assert False, "the loop returns or raises"
