@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from training.lm.api import pretrain
-from training.lm.prepare import prepare
 from ui.pretrain.figures import PRETRAIN_NAMES, device_text, pretrain_curves
 from ui.pretrain.launch import check_form
 from ui.figures import has_empty_state
@@ -18,10 +17,8 @@ TINY = "n_layers=1\nd_model=32\nn_heads=2\nd_mlp=64\nn_ctx=32\nbatch_size=4\nste
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ptdata") / "arith"
-    prepare(["builtin:arithmetic:200"], tokenizer="train:300", output=str(out), val_frac=0.1)
-    return out
+def data(arith_corpus):
+    return arith_corpus  # the shared prepared corpus (tests/conftest.py), read-only
 
 
 def _overrides(text):

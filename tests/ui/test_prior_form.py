@@ -31,7 +31,7 @@ def _config(**tuning):
                           **tuning)
 
 
-def test_bad_values_lr_and_kl_weight_are_refused_and_nothing_starts(home_copy):
+def test_bad_values_and_tuning_are_refused_and_nothing_starts(home_copy):
     store = RunStore(home_copy)
     lm = store.get_run("lm")
     runs = [r.id for r in store.list_runs()]
@@ -40,6 +40,7 @@ def test_bad_values_lr_and_kl_weight_are_refused_and_nothing_starts(home_copy):
         ("prior-finetune", "lr", "-1", _message(lambda: _config(lr=-1.0))),
         ("prior-finetune", "lr", "0", _message(lambda: _config(lr=0.0))),
         ("prior-finetune", "kl_weight", "-0.5", _message(lambda: _config(kl_weight=-0.5))),
+        ("prior-finetune", "trainable", "heads", _message(lambda: _config(trainable="heads"))),
         ("prior", "values", "1,99", _message(lambda: restrict(task, ["1", "99"]))),
         ("prior-finetune", "values", "two", _message(lambda: restrict(task, ["two"]))),
     ]

@@ -10,9 +10,10 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 from flask import current_app
 
+from probes.prior_train import TRAINABLE
 from ui.components import status_badge
-from ui.prior.launch import FIELDS, FINETUNE_DEFAULTS, TASK_NAMES, TRAINABLE, check_form, \
-    job_text, launch, model_runs, prior_jobs
+from ui.prior.launch import FIELDS, FINETUNE_DEFAULTS, TASK_NAMES, check_form, job_text, \
+    launch, model_runs, prior_jobs
 from ui.prior.results import prior_runs
 from ui.state import get_store, job_env
 from workbench.errors import UserError

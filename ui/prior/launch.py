@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probes.prior_train import TRAINABLE, FinetuneConfig
+from probes.prior_train import FinetuneConfig
 from workbench.errors import UserError
 from workbench.jobs import Job, list_jobs, start_job
 from workbench.store import Run, RunStore
@@ -147,11 +147,9 @@ def check_form(store: RunStore, command: str, values: dict) -> Checked:
     if command == "prior-finetune":
         steps = check("steps", lambda: _int(v["steps"] or FINETUNE_DEFAULTS["steps"], "steps", 1))
         argv += ["--steps", str(steps), "--layers", v["layers"] or "auto"]
-        trainable = v["trainable"] or FINETUNE_DEFAULTS["trainable"]
-        if trainable not in TRAINABLE:
-            out.errors["trainable"] = (f"trainable must be one of {', '.join(TRAINABLE)}, "
-                                       f"got {trainable!r}")
-        elif trainable != FINETUNE_DEFAULTS["trainable"]:
+        trainable = check("trainable", lambda: _tuning(
+            "trainable", v["trainable"] or FINETUNE_DEFAULTS["trainable"]))
+        if trainable is not None and trainable != FINETUNE_DEFAULTS["trainable"]:
             argv += ["--trainable", trainable]
         for key, flag in (("lr", "--lr"), ("kl_weight", "--kl-weight")):
             if v[key]:
