@@ -3,7 +3,6 @@ position, with controls, baselines and a causal check (plugin entry point)."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
