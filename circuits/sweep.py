@@ -244,22 +244,17 @@ def _png_export(fig, attempts: int = 5) -> bytes:
     the next try works. A missing kaleido, Chrome or system library is not retried: it fails
     the same way each time.
     """
-    try:  # without kaleido plotly raises its own "install kaleido"
+    try:
         from choreographer.errors import BrowserDepsError
-        from kaleido.errors import (
-            BrowserClosedError,
-            BrowserFailedError,
-            JavascriptError,
-        )
-    except ImportError:
-        return fig.to_image(format="png", width=900, height=560)
-    for attempt in range(1, attempts + 1):
+        from kaleido.errors import BrowserClosedError, BrowserFailedError, JavascriptError
+        passing = (BrowserFailedError, BrowserClosedError, JavascriptError)
+    except ImportError:  # no kaleido: nothing to retry, plotly raises its own "install kaleido"
+        passing = ()
+    for attempt in range(1, attempts):
         try:
             return fig.to_image(format="png", width=900, height=560)
-        except BrowserDepsError:
-            raise
-        except (BrowserFailedError, BrowserClosedError, JavascriptError):
-            if attempt == attempts:
+        except passing as exc:
+            if isinstance(exc, BrowserDepsError):  # missing system libraries: it stays so
                 raise
             time.sleep(0.5 * attempt)
-    assert False, "the loop returns or raises"
+    return fig.to_image(format="png", width=900, height=560)  # the last try raises to the caller
