@@ -16,11 +16,6 @@ TINY = "n_layers=1\nd_model=32\nn_heads=2\nd_mlp=64\nn_ctx=32\nbatch_size=4\nste
        "log_every=5\neval_every=10\ncheckpoint_every=10\nlog_checkpoints=0"
 
 
-@pytest.fixture(scope="module")
-def data(arith_corpus):
-    return arith_corpus  # the shared prepared corpus (tests/conftest.py), read-only
-
-
 def _overrides(text):
     return dict(line.split("=", 1) for line in text.splitlines())
 
@@ -35,22 +30,23 @@ def test_figure_traces_follow_the_series_order():
                                               "peak_tflops": 989.0, "peak_source": "H100"})
 
 
-def test_form_checked_like_the_cli_and_nothing_created(store, data, tmp_path):
-    assert check_form(str(data), "tiny", TINY, None, store).ok
-    bad = check_form(str(data), "tiny", TINY + "\nwarmup=3", None, store)
+def test_form_checked_like_the_cli_and_nothing_created(store, arith_corpus, tmp_path):
+    corpus = str(arith_corpus)
+    assert check_form(corpus, "tiny", TINY, None, store).ok
+    bad = check_form(corpus, "tiny", TINY + "\nwarmup=3", None, store)
     assert "unknown config key 'warmup'" in bad.errors["form"]
-    assert "seq_len" in check_form(str(data), "tiny", "seq_len=999", None, store).errors["form"]
+    assert "seq_len" in check_form(corpus, "tiny", "seq_len=999", None, store).errors["form"]
     assert "data" in check_form(str(tmp_path), "tiny", "", None, store).errors
-    assert "key=value" in check_form(str(data), "tiny", "oops", None, store).errors["extra"]
-    assert "name" in check_form(str(data), "tiny", "", "bad name!", store).errors
+    assert "key=value" in check_form(corpus, "tiny", "oops", None, store).errors["extra"]
+    assert "name" in check_form(corpus, "tiny", "", "bad name!", store).errors
     assert store.list_runs() == []
 
 
 @pytest.mark.integration
-def test_widget_shows_the_runs_curves_and_device(store, data):
+def test_widget_shows_the_runs_curves_and_device(store, arith_corpus):
     from ui.widgets import PretrainWidget
 
-    result = pretrain(str(data), overrides=_overrides(TINY), name="lm", store=store)
+    result = pretrain(str(arith_corpus), overrides=_overrides(TINY), name="lm", store=store)
     widget = PretrainWidget("lm", store=store)
     steps, losses = widget.series("train_loss")
     assert steps == (5, 10, 15, 20) and len(losses) == 4
@@ -61,7 +57,7 @@ def test_widget_shows_the_runs_curves_and_device(store, data):
 
 
 @pytest.mark.browser
-def test_launch_from_the_page_and_see_the_curves(dash_duo, store, data, screenshot):
+def test_launch_from_the_page_and_see_the_curves(dash_duo, store, arith_corpus, screenshot):
     from ui.app import create_app
 
     dash_duo.start_server(create_app(store.home, poll_ms=500))
@@ -71,7 +67,7 @@ def test_launch_from_the_page_and_see_the_curves(dash_duo, store, data, screensh
     dash_duo.find_element("#pt-launch").click()  # no data directory yet
     dash_duo.wait_for_contains_text("#pt-data-err", "data directory", timeout=20)
     assert store.list_runs() == []  # refused before anything was created
-    dash_duo.find_element("#pt-data").send_keys(str(data))
+    dash_duo.find_element("#pt-data").send_keys(str(arith_corpus))
     dash_duo.find_element("#pt-launch").click()
     dash_duo.wait_for_element("#pt-progress", timeout=30)  # the new run's page
     dash_duo.wait_for_contains_text("#pt-progress", "done", timeout=240)
