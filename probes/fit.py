@@ -121,12 +121,27 @@ def _lbfgs(params: list[torch.Tensor], loss_fn, max_iter: int, *, manual: bool =
 
 
 def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
-                n_out: int, l2: float, max_iter: int = 200, seed: int = 0):
-    """Train one probe per group: ``x`` [G, n, d] (standardised), ``y`` [G, n].
+                n_out: int, l2: float, max_iter: int = 200, seed: int = 0,
+                scale: torch.Tensor | None = None):
+    """Train one probe per group: ``x`` [G, n, d] standardised, or centred with per-feature
+    standard deviations ``scale`` [G, d] (the probe is then that of the standardised inputs
+    ``x / scale``; the logistic kind never materialises them), ``y`` [G, n].
 
     Returns ``predict(x_new [G, m, d]) -> [G, m, n_out]`` and the linear map ``(W [G, d,
-    n_out], b [G, n_out])`` where the probe is linear (None for mlp).
+    n_out], b [G, n_out])`` on ``x``'s own scale where the probe is linear (None for mlp).
     """
+    if kind.name == "logistic":
+        if task != "classify":
+            raise UserError("a logistic probe needs a categorical target; use linear for a "
+                            "numeric one")
+        return _logistic(x, F.one_hot(y, n_out).float(), l2=l2, max_iter=max_iter, scale=scale)
+    if scale is not None:  # the other kinds train on the standardised inputs themselves
+        inv = (1.0 / scale)[:, None, :]  # [G, 1, d]
+        predict, linear = fit_batched(x * inv, y, kind=kind, task=task, n_out=n_out, l2=l2,
+                                      max_iter=max_iter, seed=seed)
+        if linear is not None:
+            linear = (linear[0] * inv.transpose(1, 2), linear[1])
+        return (lambda z: predict(z * inv)), linear
     g, n, d = x.shape
     dev = x.device
     gen = torch.Generator().manual_seed(seed)  # on the CPU, so every device draws alike
@@ -143,11 +158,6 @@ def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
     else:
         def loss_of(out):
             return ((out[..., 0] - y) ** 2).sum() / n
-    if kind.name == "logistic":
-        if task != "classify":
-            raise UserError("a logistic probe needs a categorical target; use linear for a "
-                            "numeric one")
-        return _logistic(x, target, l2=l2, max_iter=max_iter)
     if kind.name == "lowrank":
         r = kind.size
         u = (torch.randn(g, d, r, generator=gen).to(dev) / d ** 0.5).requires_grad_()
@@ -175,52 +185,85 @@ def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
     return predict, None
 
 
-WHITEN_MAX_DIM = 1024  # above this the eigendecompositions cost more than they save
+WHITEN_MAX_DIM = 1024  # above this the d x d factorisations cost more than they save
 
 
-def _logistic(x: torch.Tensor, onehot: torch.Tensor, *, l2: float, max_iter: int):
-    """Softmax regression per group with penalty ``l2/2 |W|^2``; ``x`` [G, n, d] standardised,
-    ``onehot`` [G, n, C].
+def _logistic(x: torch.Tensor, onehot: torch.Tensor, *, l2: float, max_iter: int,
+              scale: torch.Tensor | None = None):
+    """Softmax regression per group: ``x`` [G, n, d] centred, ``onehot`` [G, n, C]; the L2
+    penalty ``l2/2 |scale * W|^2`` is on the weights of the standardised inputs ``x / scale``
+    (``scale`` [G, d], per feature; None: ``x`` is standardised already), scikit-learn's
+    objective on standardised features. Returns ``predict`` and ``(W [G, d, C], b [G, C])``
+    in the space of ``x`` itself, so the standardised copy of ``x`` is never made.
 
-    The problem is solved in preconditioned coordinates ``x P``, an exact reparametrisation
-    ``W = P V`` (the same optimum). ``P = U diag(1/sqrt(lam + l2 C))`` from the
-    eigendecomposition ``x^T x / n = U diag(lam) U^T`` whitens the whole objective's
-    approximate Hessian ``Sigma / C + l2 I`` (``1/C``: the softmax curvature at the uniform
-    start), data term and penalty together: the penalty becomes ``l2/2 sum_j |V_j|^2 /
-    (lam_j + l2 C)``. Whitening the data term alone (no ``l2 C``) leaves the penalty's
-    curvature ``l2 / lam_j`` huge in the near-null directions of a trained model's residual
-    stream: 115 loss evaluations instead of 30 on a 6-layer LM's (benchmarks/probes_speed.py
-    --model).
+    The problem is solved in preconditioned coordinates, an exact reparametrisation
+    ``W_std = P V`` (the same optimum): ``P = L^-T`` from the Cholesky factor ``L L^T =
+    Sigma_std + l2 C I`` whitens the whole objective's approximate Hessian (``Sigma_std``, the
+    standardised inputs' covariance, over ``C``: the softmax curvature at the uniform start,
+    plus the penalty ``l2 I``), data term and penalty together. Whitening the data term alone
+    leaves the penalty's curvature ``l2 / lam`` huge in the near-null directions of a trained
+    model's residual stream: 115 loss evaluations instead of 30 on a 6-layer LM's
+    (benchmarks/probes_speed.py --model). ``P`` acts on the d x C weights at each evaluation
+    (d^2 C), never on the n x d data: the data is read twice per evaluation (logits and
+    gradient) and once for the covariance.
     """
     g, n, d = x.shape
     n_out = onehot.shape[-1]
-    penalty = torch.ones(g, d, device=x.device)
-    proj = None
+    s = torch.ones(g, d, device=x.device) if scale is None else scale
+    p = None  # [G, d, d]: L^-T, or the identity (None) above WHITEN_MAX_DIM or when d > n
     if d <= min(n, WHITEN_MAX_DIM):
-        lam, u = torch.linalg.eigh(x.transpose(1, 2) @ x / n)  # [G, d], [G, d, d]
-        lam = torch.maximum(lam, 1e-6 * lam.amax(1, keepdim=True)).clamp_min(1e-12)
-        lam = lam + l2 * n_out
-        proj = u / lam.sqrt()[:, None, :]  # [G, d, d]
-        x, penalty = x @ proj, 1.0 / lam
-    # Classes-first layout: logits as [G, C, n] = V^T [G, C, d] @ X^T [G, d, n]; with few
-    # classes this is ~3x faster on CPU than X @ V (BLAS likes the long n dimension last).
-    xt = x.transpose(1, 2).contiguous()  # [G, d, n]
+        cov = x.transpose(1, 2) @ x / n / (s[:, :, None] * s[:, None, :])  # [G, d, d]
+        eye = torch.eye(d, device=x.device)
+        chol = torch.linalg.cholesky(cov + (l2 * n_out) * eye)  # [G, d, d] lower
+        p = torch.linalg.solve_triangular(chol.transpose(1, 2), eye.expand(g, d, d), upper=True)
     onehot_t = onehot.transpose(1, 2).contiguous()  # [G, C, n]
-    pen = (l2 * penalty)[:, None, :]  # [G, 1, d]
+    inv_s = (1.0 / s)[:, None, :]  # [G, 1, d]
+    data = _RowCache(x, onehot_t, inv_s, p)
 
-    def loss_and_grad(theta):  # theta [G, C * (d + 1)]: V^T and the bias, flattened
-        # the softmax gradient by hand: two batched products instead of autograd's three
-        vt, b = theta[:, :n_out * d].view(g, n_out, d), theta[:, n_out * d:].view(g, n_out, 1)
-        logp = torch.log_softmax(torch.baddbmm(b, vt, xt), 1)  # [G, C, n]
-        loss = -(logp * onehot_t).sum((1, 2)) / n + 0.5 * (pen * vt * vt).sum((1, 2))
-        resid = (logp.exp() - onehot_t) / n  # [G, C, n]
-        grad_v = torch.bmm(resid, x) + pen * vt  # [G, C, d]
-        return loss, torch.cat([grad_v.reshape(g, -1), resid.sum(2)], 1)
-    theta = minimize(loss_and_grad, torch.zeros(g, n_out * (d + 1), device=x.device), max_iter=max_iter)
-    w = theta[:, :n_out * d].view(g, n_out, d).transpose(1, 2)  # [G, d, C]
-    w = (proj @ w if proj is not None else w).contiguous()  # back to the standardised inputs
+    def weights(vt, p_rows):  # vt [k, C, d] -> standardised-input weights W_std^T = V^T P^T
+        return vt if p_rows is None else torch.bmm(vt, p_rows.transpose(1, 2))
+
+    def loss_and_grad(theta, rows):  # theta [k, C * (d + 1)]: V^T and the bias, flattened
+        # the softmax gradient by hand: two batched products over the data instead of
+        # autograd's three
+        xr, oh, inv, pr = data.rows(rows)
+        k = len(rows)
+        vt, b = theta[:, :n_out * d].view(k, n_out, d), theta[:, n_out * d:].view(k, n_out, 1)
+        wst = weights(vt, pr)  # [k, C, d]
+        # xr.transpose(1, 2): a view that BLAS reads transposed, no copy
+        logp = torch.log_softmax(torch.baddbmm(b, wst * inv, xr.transpose(1, 2)), 1)  # [k, C, n]
+        loss = -(logp * oh).sum((1, 2)) / n + 0.5 * l2 * (wst * wst).sum((1, 2))
+        resid = (logp.exp() - oh) / n  # [k, C, n]
+        grad_ws = torch.bmm(resid, xr) * inv + l2 * wst  # [k, C, d], w.r.t. W_std^T
+        grad_v = grad_ws if pr is None else torch.bmm(grad_ws, pr)
+        return loss, torch.cat([grad_v.reshape(k, -1), resid.sum(2)], 1)
+    theta = minimize(loss_and_grad, torch.zeros(g, n_out * (d + 1), device=x.device),
+                     max_iter=max_iter, first_step=float(n_out) if p is not None else None)
+    vt = theta[:, :n_out * d].view(g, n_out, d)
+    w = (weights(vt, p) * inv_s).transpose(1, 2).contiguous()  # [G, d, C], on x's own scale
     b = theta[:, n_out * d:]  # [G, C]
     return (lambda z: torch.baddbmm(b[:, None], z, w)), (w, b)
+
+
+class _RowCache:
+    """The per-problem tensors of the problems an optimiser still evaluates: all of them as
+    they are (no copy), else a copy of those rows, kept while the same rows are asked for
+    (the set of unfinished problems only shrinks)."""
+
+    def __init__(self, *tensors: torch.Tensor | None):
+        self.full = tensors
+        self.g = tensors[0].shape[0]
+        self.key: tuple[int, ...] | None = None
+        self.copy: tuple = ()
+
+    def rows(self, rows: torch.Tensor) -> tuple:
+        if len(rows) == self.g:
+            return self.full
+        key = tuple(rows.tolist())
+        if key != self.key:
+            self.key = key
+            self.copy = tuple(None if t is None else t.index_select(0, rows) for t in self.full)
+        return self.copy
 
 
 def _groups(acts: Activations, sites: Sequence[str]) -> torch.Tensor:
@@ -231,25 +274,26 @@ def _groups(acts: Activations, sites: Sequence[str]) -> torch.Tensor:
 
 
 def _run(x, y, train, test, *, kind, task, n_out, l2, max_iter, seed):
-    """Standardise with training statistics, fit, score; y is [G, n]."""
-    xtr, xte = x[:, train], x[:, test]
-    mu, sd = xtr.mean(1, keepdim=True), xtr.std(1, keepdim=True)
+    """Centre with training statistics, fit the probe of the standardised inputs, score;
+    y is [G, n]."""
+    xtr = x[:, train]  # [G, n_train, d], a copy (index), centred in place below
+    mu = xtr.mean(1, keepdim=True)  # [G, 1, d]
+    xtr.sub_(mu)
+    sd = (xtr.pow(2).sum(1) / max(xtr.shape[1] - 1, 1)).sqrt()  # [G, d]
     sd = torch.where(sd > 1e-6, sd, torch.ones_like(sd))  # constant features stay as they are
     ytr, yte = y[:, train], y[:, test]
     if task == "regress":  # standardise the target too so l2 means the same at any scale
         ym, ys = ytr.mean(1, keepdim=True), ytr.std(1, keepdim=True).clamp_min(1e-12)
         ytr, yte = (ytr - ym) / ys, (yte - ym) / ys
-    xtr = (xtr - mu) / sd  # standardised once, for the fit and its score
     predict, linear = fit_batched(xtr, ytr, kind=kind, task=task, n_out=n_out, l2=l2,
-                                  max_iter=max_iter, seed=seed)
+                                  max_iter=max_iter, seed=seed, scale=sd)
     with torch.no_grad():
         s_train = _score(predict(xtr), ytr, task)
-        s_test = _score(predict((xte - mu) / sd), yte, task)
+        s_test = _score(predict(x[:, test] - mu), yte, task)
     raw = None
-    if linear is not None:  # back to activation space: logits = x W' + b'
+    if linear is not None:  # back to activation space: logits = x W + (b - mu W)
         w, b = linear
-        w_raw = w / sd.transpose(1, 2)  # [G, d, n_out]
-        raw = (w_raw, b - (mu @ w_raw)[:, 0])
+        raw = (w, b - (mu @ w)[:, 0])
     return s_train, s_test, raw
 
 

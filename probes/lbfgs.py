@@ -7,7 +7,10 @@ two-loop recursion, Alg. 7.5) with a backtracking Armijo line search per problem
 (the slowest one sets every step: ~3x more iterations than each needs alone) and pulls in
 ``torch._dynamo`` at its first step (seconds of import). A problem stops when all entries of
 its gradient are below ``tol`` (scikit-learn's lbfgs criterion on a mean-scaled objective);
-stopped problems take no further steps while the others go on.
+stopped problems take no further steps while the others go on, and are no longer evaluated:
+the objective is asked for the rows still being solved only (probes on a trained model's
+layers converge in 12 to 31 evaluations; evaluating all of them until the last one stops
+costs 1.7x the work).
 """
 
 from __future__ import annotations
@@ -16,21 +19,27 @@ from typing import Callable
 
 import torch
 
-Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# fun(theta_rows [k, P], rows [k] long) -> (loss [k], grad [k, P]): problems ``rows`` only
+Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def minimize(fun: Objective, theta: torch.Tensor, *, max_iter: int = 200, tol: float = 1e-4,
-             history: int = 10, armijo: float = 1e-4, max_backtracks: int = 20) -> torch.Tensor:
-    """Minimise ``G`` separable problems: ``fun(theta [G, P]) -> (loss [G], grad [G, P])``."""
+             history: int = 10, armijo: float = 1e-4, max_backtracks: int = 20,
+             first_step: float | None = None) -> torch.Tensor:
+    """Minimise ``G`` separable problems; ``fun(theta[rows], rows)`` evaluates those in ``rows``.
+
+    ``first_step``: the inverse Hessian's scale before any curvature pair, where the caller
+    knows it (a preconditioned problem); by default a first step of length <= 1."""
     theta = theta.clone()
-    loss, grad = fun(theta)
     g = theta.shape[0]
+    loss, grad = fun(theta, torch.arange(g, device=theta.device))
     s_hist: list[torch.Tensor] = []  # each [G, P]
     y_hist: list[torch.Tensor] = []
     rho_hist: list[torch.Tensor] = []  # each [G]
     active = grad.abs().amax(1) > tol  # [G]
     # before any curvature pair: a first step of length <= 1 (as torch.optim.LBFGS takes)
-    gamma = (1.0 / grad.abs().sum(1)).clamp_max(1.0)  # [G]
+    gamma = ((1.0 / grad.abs().sum(1)).clamp_max(1.0) if first_step is None
+             else torch.full((g,), first_step, dtype=theta.dtype, device=theta.device))  # [G]
     for _ in range(max_iter):
         if not active.any():
             break
@@ -56,11 +65,13 @@ def minimize(fun: Objective, theta: torch.Tensor, *, max_iter: int = 200, tol: f
         pending = active.clone()
         new_theta, new_loss, new_grad = theta.clone(), loss.clone(), grad.clone()
         for _ in range(max_backtracks):
-            trial = theta + step[:, None] * direction
-            t_loss, t_grad = fun(trial)
-            ok = pending & (t_loss <= loss + armijo * step * slope)
-            new_theta[ok], new_loss[ok], new_grad[ok] = trial[ok], t_loss[ok], t_grad[ok]
-            pending &= ~ok
+            rows = pending.nonzero()[:, 0]  # [k]: the problems still searching
+            trial = theta[rows] + step[rows, None] * direction[rows]
+            t_loss, t_grad = fun(trial, rows)
+            ok = t_loss <= loss[rows] + armijo * step[rows] * slope[rows]  # [k]
+            done = rows[ok]
+            new_theta[done], new_loss[done], new_grad[done] = trial[ok], t_loss[ok], t_grad[ok]
+            pending[done] = False
             if not pending.any():
                 break
             step = torch.where(pending, step * 0.5, step)

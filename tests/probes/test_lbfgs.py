@@ -17,16 +17,22 @@ def test_separate_quadratics_reach_their_minimisers():
     spectra = torch.stack([torch.logspace(0, 0.75 * k, p) for k in range(g)])
     a = (q @ torch.diag_embed(spectra) @ q.transpose(1, 2)).double()  # float64: cond 1e4
     b = torch.randn(g, p, generator=gen).double()
-    calls = []
+    evaluated = torch.zeros(g, dtype=torch.long)  # evaluations of each problem
 
-    def fun(theta):
-        calls.append(1)
-        grad = (a @ theta[..., None])[..., 0] - b
-        return 0.5 * (theta * (grad - b)).sum(1), grad
+    def fun(theta, rows):
+        evaluated[rows] += 1
+        grad = (a[rows] @ theta[..., None])[..., 0] - b[rows]
+        return 0.5 * (theta * (grad - b[rows])).sum(1), grad
     theta = minimize(fun, torch.zeros(g, p, dtype=torch.float64), max_iter=500, tol=1e-9)
     want = torch.linalg.solve(a, b[..., None])[..., 0]
     assert torch.allclose(theta, want, atol=1e-5, rtol=1e-5)
-    assert len(calls) < 1000  # stops on the gradient test, not on max_iter x backtracks
+    assert evaluated.max() < 1000  # stops on the gradient test, not on max_iter x backtracks
+    # a finished problem is no longer evaluated: the well-conditioned ones stop early
+    assert evaluated[0] < evaluated[-1] / 2, evaluated.tolist()
+    for k in (0, g - 1):  # and each reaches what it reaches alone
+        alone = minimize(lambda t, r: fun(t, r + k), torch.zeros(1, p, dtype=torch.float64),
+                         max_iter=500, tol=1e-9)
+        assert torch.allclose(alone[0], theta[k], atol=1e-6, rtol=1e-6)
 
 
 def test_logistic_probe_matches_scikit_learn():
@@ -83,7 +89,7 @@ def test_the_preconditioner_whitens_penalty_and_data_together_on_anisotropic_fea
     calls = []
 
     def counting(fun, theta, **kw):
-        return minimize(lambda t: (calls.append(1), fun(t))[1], theta, **kw)
+        return minimize(lambda t, r: (calls.append(1), fun(t, r))[1], theta, **kw)
     original, fit.minimize = fit.minimize, counting
     try:
         predict, (w, _) = fit._logistic(x, onehot, l2=1 / n, max_iter=300)
