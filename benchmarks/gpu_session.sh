@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check in one pass, for a device machine lent for a few minutes: install the wheels
 # benchmarks/gpu_wheels.sh put in .whl/, run the GPU tests (tests/gpu, marked gpu), then the
-# figures only a GPU gives: probe fits (issue 14's 10x), pretraining MFU, and the knowledge
+# figures only a GPU gives: probe fits on the GPU, pretraining MFU, and the knowledge
 # experiment at more people than the CPU default. Each stage has its own time limit, so the
 # pass ends inside one 10-minute call, and its log lands in $OUT (what comes back) even when a
 # stage runs out of time (the limits add up to about 9 minutes).
@@ -63,13 +63,8 @@ fi
 stage gpu-tests 120 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -p no:dash
 stage probes-speed 75 python3 benchmarks/probes_speed.py --device "$device" "${probe_args[@]}"
 # the same on a trained model (its residual stream is far less isotropic than random weights')
-lm_home="$(mktemp -d)"
-stage probes-speed-lm 90 env WORKBENCH_HOME="$lm_home" bash -c "set -euo pipefail
-  python3 -m workbench.cli data prepare builtin:default --tokenizer train:1024 -o $lm_home/data
-  python3 -m workbench.cli pretrain --data $lm_home/data --preset tiny --set n_layers=6 \
-    --set d_model=256 --set n_heads=4 --set d_mlp=1024 --set steps=$lm_steps --name lm6 \
-    --no-progress --json
-  python3 benchmarks/probes_speed.py --model lm6 --device $device ${probe_lm_args[*]}"
+stage probes-speed-lm 90 python3 benchmarks/probes_speed.py --pretrain "$lm_steps" \
+  --device "$device" "${probe_lm_args[@]}"
 stage mfu 100 python3 benchmarks/pretrain_mfu.py "${mfu_args[@]}"
 stage knowledge 170 python3 benchmarks/knowledge_reference.py --jobs 3 "${knowledge_args[@]}" \
   --json-out "$out/knowledge.json"
