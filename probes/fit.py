@@ -248,7 +248,7 @@ def _logistic(x: torch.Tensor, onehot: torch.Tensor, *, l2: float, max_iter: int
 class _RowCache:
     """The per-problem tensors of the problems an optimiser still evaluates: all of them as
     they are (no copy), else a copy of those rows, kept while the same rows are asked for
-    (the set of unfinished problems only shrinks)."""
+    (the unfinished problems change only when one finishes, or for a backtracking step)."""
 
     def __init__(self, *tensors: torch.Tensor | None):
         self.full = tensors
