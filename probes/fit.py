@@ -214,7 +214,10 @@ def _logistic(x: torch.Tensor, onehot: torch.Tensor, *, l2: float, max_iter: int
     if d <= min(n, WHITEN_MAX_DIM):
         cov = x.transpose(1, 2) @ x / n / (s[:, :, None] * s[:, None, :])  # [G, d, d]
         eye = torch.eye(d, device=x.device)
-        chol = torch.linalg.cholesky(cov + (l2 * n_out) * eye)  # [G, d, d] lower
+        # a preconditioner only (the objective is unchanged): a relative 1e-6 floor keeps the
+        # factorisation defined for constant features when l2 is 0
+        floor = 1e-6 * cov.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)[:, None, None]
+        chol = torch.linalg.cholesky(cov + (l2 * n_out) * eye + floor * eye)  # [G, d, d] lower
         p = torch.linalg.solve_triangular(chol.transpose(1, 2), eye.expand(g, d, d), upper=True)
     onehot_t = onehot.transpose(1, 2).contiguous()  # [G, C, n]
     inv_s = (1.0 / s)[:, None, :]  # [G, 1, d]
@@ -311,6 +314,8 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
     if isinstance(acts, str) or not isinstance(acts, Activations):
         acts = load_activations(acts, sites=list(sites) if sites else None)
     probe_kind = ProbeKind.parse(kind)
+    if l2 is not None and not l2 >= 0:
+        raise UserError(f"--l2 must be >= 0, got {l2!r}")
     tgt: Target = load_target(acts, target, task=task)
     groups = acts.column(split_by) if split_by else None
     train, test = split(tgt, groups=groups, test_fraction=test_fraction, seed=seed,

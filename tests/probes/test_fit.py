@@ -109,6 +109,15 @@ def test_bad_targets_are_user_errors():
     assert set(counts) == {0, 1}
 
 
+def test_unpenalised_probe_with_a_constant_feature_and_a_negative_penalty():
+    acts = planted(n=300)
+    acts.acts["resid.1"][:, :, 0] = 3.0  # a constant feature: a singular covariance
+    r = fit_probes(acts, "label", l2=0.0, max_iter=50)
+    assert r.test_score[1][1] > 0.95 and r.weights.isfinite().all()
+    with pytest.raises(UserError, match="--l2 must be >= 0, got -1"):
+        fit_probes(acts, "label", l2=-1)
+
+
 def test_regression_auto_detection():
     assert make_target(list(range(100)), 100).task == "regress"
     assert make_target([i % 5 for i in range(100)], 100).task == "classify"
