@@ -30,7 +30,7 @@ def test_separate_quadratics_reach_their_minimisers():
     # a finished problem is no longer evaluated: the well-conditioned ones stop early
     assert evaluated[0] < evaluated[-1] / 2, evaluated.tolist()
     for k in (0, g - 1):  # and each reaches what it reaches alone
-        alone = minimize(lambda t, r: fun(t, r + k), torch.zeros(1, p, dtype=torch.float64),
+        alone = minimize(lambda t, r, k=k: fun(t, r + k), torch.zeros(1, p, dtype=torch.float64),
                          max_iter=500, tol=1e-9)
         assert torch.allclose(alone[0], theta[k], atol=1e-6, rtol=1e-6)
 
