@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from probes.activations import Activations, load_activations
-from probes.lbfgs import minimize
+from probes.logistic import logistic
 from probes.targets import Target, control_labels, load_target, split
 from workbench.errors import UserError
 
@@ -134,7 +134,7 @@ def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
         if task != "classify":
             raise UserError("a logistic probe needs a categorical target; use linear for a "
                             "numeric one")
-        return _logistic(x, F.one_hot(y, n_out).float(), l2=l2, max_iter=max_iter, scale=scale)
+        return logistic(x, F.one_hot(y, n_out).float(), l2=l2, max_iter=max_iter, scale=scale)
     if scale is not None:  # the other kinds train on the standardised inputs themselves
         inv = (1.0 / scale)[:, None, :]  # [G, 1, d]
         predict, linear = fit_batched(x * inv, y, kind=kind, task=task, n_out=n_out, l2=l2,
@@ -185,95 +185,22 @@ def fit_batched(x: torch.Tensor, y: torch.Tensor, *, kind: ProbeKind, task: str,
     return predict, None
 
 
-WHITEN_MAX_DIM = 1024  # above this the d x d factorisations cost more than they save
+MAX_BLOCK_BYTES = 1 << 30  # activations fitted together; a fit holds about twice a block
 
 
-def _logistic(x: torch.Tensor, onehot: torch.Tensor, *, l2: float, max_iter: int,
-              scale: torch.Tensor | None = None):
-    """Softmax regression per group: ``x`` [G, n, d] centred, ``onehot`` [G, n, C]; the L2
-    penalty ``l2/2 |scale * W|^2`` is on the weights of the standardised inputs ``x / scale``
-    (``scale`` [G, d], per feature; None: ``x`` is standardised already), scikit-learn's
-    objective on standardised features. Returns ``predict`` and ``(W [G, d, C], b [G, C])``
-    in the space of ``x`` itself, so the standardised copy of ``x`` is never made.
-
-    The problem is solved in preconditioned coordinates, an exact reparametrisation
-    ``W_std = P V`` (the same optimum): ``P = L^-T`` from the Cholesky factor ``L L^T =
-    Sigma_std + l2 C I`` whitens the whole objective's approximate Hessian (``Sigma_std``, the
-    standardised inputs' covariance, over ``C``: the softmax curvature at the uniform start,
-    plus the penalty ``l2 I``), data term and penalty together. Whitening the data term alone
-    leaves the penalty's curvature ``l2 / lam`` huge in the near-null directions of a trained
-    model's residual stream: 115 loss evaluations instead of 30 on a 6-layer LM's
-    (benchmarks/probes_speed.py --model). ``P`` acts on the d x C weights at each evaluation
-    (d^2 C), never on the n x d data: the data is read twice per evaluation (logits and
-    gradient) and once for the covariance.
-    """
-    g, n, d = x.shape
-    n_out = onehot.shape[-1]
-    s = torch.ones(g, d, device=x.device) if scale is None else scale
-    p = None  # [G, d, d]: L^-T, or the identity (None) above WHITEN_MAX_DIM or when d > n
-    if d <= min(n, WHITEN_MAX_DIM):
-        cov = x.transpose(1, 2) @ x / n / (s[:, :, None] * s[:, None, :])  # [G, d, d]
-        eye = torch.eye(d, device=x.device)
-        # a preconditioner only (the objective is unchanged): a relative 1e-6 floor keeps the
-        # factorisation defined for constant features when l2 is 0
-        floor = 1e-6 * cov.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)[:, None, None]
-        chol = torch.linalg.cholesky(cov + (l2 * n_out) * eye + floor * eye)  # [G, d, d] lower
-        p = torch.linalg.solve_triangular(chol.transpose(1, 2), eye.expand(g, d, d), upper=True)
-    onehot_t = onehot.transpose(1, 2).contiguous()  # [G, C, n]
-    inv_s = (1.0 / s)[:, None, :]  # [G, 1, d]
-    data = _RowCache(x, onehot_t, inv_s, p)
-
-    def weights(vt, p_rows):  # vt [k, C, d] -> standardised-input weights W_std^T = V^T P^T
-        return vt if p_rows is None else torch.bmm(vt, p_rows.transpose(1, 2))
-
-    def loss_and_grad(theta, rows):  # theta [k, C * (d + 1)]: V^T and the bias, flattened
-        # the softmax gradient by hand: two batched products over the data instead of
-        # autograd's three
-        xr, oh, inv, pr = data.rows(rows)
-        k = len(rows)
-        vt, b = theta[:, :n_out * d].view(k, n_out, d), theta[:, n_out * d:].view(k, n_out, 1)
-        wst = weights(vt, pr)  # [k, C, d]
-        # xr.transpose(1, 2): a view that BLAS reads transposed, no copy
-        logp = torch.log_softmax(torch.baddbmm(b, wst * inv, xr.transpose(1, 2)), 1)  # [k, C, n]
-        loss = -(logp * oh).sum((1, 2)) / n + 0.5 * l2 * (wst * wst).sum((1, 2))
-        resid = (logp.exp() - oh) / n  # [k, C, n]
-        grad_ws = torch.bmm(resid, xr) * inv + l2 * wst  # [k, C, d], w.r.t. W_std^T
-        grad_v = grad_ws if pr is None else torch.bmm(grad_ws, pr)
-        return loss, torch.cat([grad_v.reshape(k, -1), resid.sum(2)], 1)
-    theta = minimize(loss_and_grad, torch.zeros(g, n_out * (d + 1), device=x.device),
-                     max_iter=max_iter, first_step=float(n_out) if p is not None else None)
-    vt = theta[:, :n_out * d].view(g, n_out, d)
-    w = (weights(vt, p) * inv_s).transpose(1, 2).contiguous()  # [G, d, C], on x's own scale
-    b = theta[:, n_out * d:]  # [G, C]
-    return (lambda z: torch.baddbmm(b[:, None], z, w)), (w, b)
-
-
-class _RowCache:
-    """The per-problem tensors of the problems an optimiser still evaluates: all of them as
-    they are (no copy), else a copy of those rows, kept while the same rows are asked for
-    (the unfinished problems change only when one finishes, or for a backtracking step)."""
-
-    def __init__(self, *tensors: torch.Tensor | None):
-        self.full = tensors
-        self.g = tensors[0].shape[0]
-        self.key: tuple[int, ...] | None = None
-        self.copy: tuple = ()
-
-    def rows(self, rows: torch.Tensor) -> tuple:
-        if len(rows) == self.g:
-            return self.full
-        key = tuple(rows.tolist())
-        if key != self.key:
-            self.key = key
-            self.copy = tuple(None if t is None else t.index_select(0, rows) for t in self.full)
-        return self.copy
-
-
-def _groups(acts: Activations, sites: Sequence[str]) -> torch.Tensor:
-    # [S, n, P, d] -> [S * P, n, d]: one group per (site, position)
-    stacked = torch.stack([acts.acts[s] for s in sites])
-    s, n, p, d = stacked.shape
-    return stacked.permute(0, 2, 1, 3).reshape(s * p, n, d)
+def _blocks(acts: Activations, sites: Sequence[str], device):
+    """``(groups, x [B, n, d])``: the (site, position) groups ``g = s * P + p`` in blocks of at
+    most :data:`MAX_BLOCK_BYTES` of activations, so that what a fit holds beyond the
+    activations themselves is bounded whatever the number of layers and positions (every
+    group's probe is its own problem: blocks give the same probes as one batch)."""
+    n_pos = len(acts.positions)
+    n, d = acts.n, acts.acts[sites[0]].shape[-1]
+    size = max(1, MAX_BLOCK_BYTES // (n * d * 4))
+    total = len(sites) * n_pos
+    for start in range(0, total, size):
+        groups = list(range(start, min(start + size, total)))
+        x = torch.stack([acts.acts[sites[g // n_pos]][:, g % n_pos] for g in groups])
+        yield groups, (x if device is None else x.to(device))
 
 
 def _run(x, y, train, test, *, kind, task, n_out, l2, max_iter, seed):
@@ -321,20 +248,12 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
     train, test = split(tgt, groups=groups, test_fraction=test_fraction, seed=seed,
                         allow_untested=allow_untested_classes)
     site_names = list(sites) if sites else acts.sites
-    x = _groups(acts, site_names)  # [G, n, d]
-    if device is not None:
-        x = x.to(device)
     n_pos = len(acts.positions)
     n_out = len(tgt.classes) if tgt.task == "classify" else 1
     l2 = 1.0 / len(train) if l2 is None else l2
     opts = dict(kind=probe_kind, task=tgt.task, n_out=n_out, l2=l2, max_iter=max_iter,
                 seed=seed)
-    y = tgt.y.to(x.device).expand(x.shape[0], -1)
-    s_train, s_test, raw = _run(x, y, train, test, **opts)
-
-    def grid(v: torch.Tensor) -> list[list[float]]:
-        return [[round(float(a), 6) for a in row] for row in v.reshape(len(site_names), n_pos)]
-    control_score = selectivity = None
+    y_control = None
     control_by = control_by or split_by  # entity-level probing: a random label per entity
     if control:
         if control_by:
@@ -344,9 +263,25 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
         else:
             types = acts.tokens  # [n, P]
         y_control = control_labels(tgt, types, seed=seed)  # [P, n]
-        y_control = y_control[None].expand(len(site_names), -1, -1).reshape(-1, acts.n)
-        y_control = y_control.to(x.device)
-        _, c_test, _ = _run(x, y_control, train, test, **opts)
+    parts = []  # per block: train and test scores [B], the linear maps, control scores [B]
+    for groups, x in _blocks(acts, site_names, device):
+        y = tgt.y.to(x.device).expand(len(groups), -1)
+        s_train, s_test, raw = _run(x, y, train, test, **opts)
+        c_test = None
+        if y_control is not None:
+            y_c = y_control[[g % n_pos for g in groups]].to(x.device)  # [B, n]
+            _, c_test, _ = _run(x, y_c, train, test, **opts)
+        raw = None if raw is None else (raw[0].cpu(), raw[1].cpu())
+        parts.append((s_train.cpu(), s_test.cpu(), raw,
+                      None if c_test is None else c_test.cpu()))
+        del x
+    s_train, s_test = (torch.cat([part[i] for part in parts]) for i in (0, 1))
+
+    def grid(v: torch.Tensor) -> list[list[float]]:
+        return [[round(float(a), 6) for a in row] for row in v.reshape(len(site_names), n_pos)]
+    control_score = selectivity = None
+    if y_control is not None:
+        c_test = torch.cat([part[3] for part in parts])
         control_score, selectivity = grid(c_test), grid(s_test - c_test)
     chance = 0.0
     if tgt.task == "classify":
@@ -355,10 +290,10 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
     test_grid = grid(s_test)
     embedding = (test_grid[site_names.index("resid.0")] if "resid.0" in site_names else None)
     weights = biases = None
-    if raw is not None:
-        raw = (raw[0].cpu(), raw[1].cpu())
-        weights = raw[0].reshape(len(site_names), n_pos, *raw[0].shape[1:])
-        biases = raw[1].reshape(len(site_names), n_pos, -1)
+    if parts[0][2] is not None:  # a linear probe: its maps in activation space
+        w, b = (torch.cat([part[2][i] for part in parts]) for i in (0, 1))
+        weights = w.reshape(len(site_names), n_pos, *w.shape[1:])
+        biases = b.reshape(len(site_names), n_pos, -1)
     return ProbeResult(
         target=tgt.name, task=tgt.task, metric="accuracy" if tgt.task == "classify" else "r2",
         kind=kind, sites=tuple(site_names), positions=tuple(acts.positions),

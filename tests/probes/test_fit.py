@@ -52,6 +52,20 @@ def test_batched_logistic_matches_one_probe_at_a_time():
     assert (together(x)[0].argmax(-1) == alone(x[:1])[0].argmax(-1)).float().mean() > 0.99
 
 
+def test_fitting_in_blocks_of_groups_gives_the_same_probes(monkeypatch):
+    from probes import fit
+    acts = planted(n=400)
+    whole = fit_probes(acts, "label", control=True)
+    monkeypatch.setattr(fit, "MAX_BLOCK_BYTES", 1)  # one group per block
+    blocks = list(fit._blocks(acts, acts.sites, None))
+    assert [g for g, _ in blocks] == [[0], [1], [2], [3]]
+    assert torch.equal(blocks[2][1][0], acts.acts["resid.1"][:, 0])  # g = site * P + position
+    blocked = fit_probes(acts, "label", control=True)
+    assert blocked.test_score == whole.test_score
+    assert blocked.control_score == whole.control_score
+    assert torch.allclose(blocked.weights, whole.weights, atol=1e-5)
+
+
 def test_random_label_control_stays_at_chance_and_selectivity_is_the_difference():
     acts = planted(n=800)
     r = fit_probes(acts, "label", kind="logistic", control=True)

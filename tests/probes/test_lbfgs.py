@@ -75,7 +75,7 @@ def test_the_preconditioner_whitens_penalty_and_data_together_on_anisotropic_fea
     import sklearn.linear_model as sklearn
     import torch.nn.functional as F
 
-    from probes import fit
+    from probes import logistic
     gen = torch.Generator().manual_seed(0)
     g, n, d, c = 2, 1500, 64, 5
     spectrum = torch.logspace(1, -3.5, d)  # variances from 100 down to 3e-4
@@ -90,11 +90,11 @@ def test_the_preconditioner_whitens_penalty_and_data_together_on_anisotropic_fea
 
     def counting(fun, theta, **kw):
         return minimize(lambda t, r: (calls.append(1), fun(t, r))[1], theta, **kw)
-    original, fit.minimize = fit.minimize, counting
+    original, logistic.minimize = logistic.minimize, counting
     try:
-        predict, (w, _) = fit._logistic(x, onehot, l2=1 / n, max_iter=300)
+        predict, (w, _) = logistic.logistic(x, onehot, l2=1 / n, max_iter=300)
     finally:
-        fit.minimize = original
+        logistic.minimize = original
     assert len(calls) < 50  # 24 here; whitening the data term alone takes 82
     clf = sklearn.LogisticRegression(C=1.0, max_iter=5000, tol=1e-8).fit(x[0].numpy(),
                                                                           y.numpy())
