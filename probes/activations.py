@@ -87,19 +87,33 @@ def load_activations(directory: str | Path, sites: list[str] | None = None) -> A
     if unknown:
         raise UserError(f"{str(directory)!r} has no site {unknown[0]!r} (sites: "
                         f"{', '.join(known)})")
-    parts: dict[str, list] = {s: [] for s in wanted}
-    tokens, columns = [], []
-    for index in range(manifest["n_chunks"]):
-        path = directory / f"chunk_{index:05d}.safetensors"
+    paths = [directory / f"chunk_{index:05d}.safetensors"
+             for index in range(manifest["n_chunks"])]
+    for path in paths:
         if not path.is_file():
             raise UserError(f"{str(directory)!r} is missing {path.name}")
+    # each site's tensor is allocated once and filled chunk by chunk: no list of chunks
+    # beside the concatenation (which would hold the activations twice)
+    rows = []
+    for path in paths:
+        with safe_open(str(path), framework="pt") as fh:
+            rows.append(fh.get_slice("tokens").get_shape()[0])
+    if not paths:
+        raise UserError(f"{str(directory)!r} holds no examples")
+    acts: dict[str, torch.Tensor] = {}
+    tokens, columns = [], []
+    start = 0
+    for path, count in zip(paths, rows):
         with safe_open(str(path), framework="pt") as fh:
             meta = json.loads(fh.metadata()["workbench"])
             for s in wanted:
-                parts[s].append(fh.get_tensor(s).float())
+                part = fh.get_tensor(s)
+                if s not in acts:
+                    acts[s] = torch.empty(sum(rows), *part.shape[1:])
+                acts[s][start:start + count] = part  # float32, whatever was stored
             tokens.append(fh.get_tensor("tokens"))
         columns += meta["columns"]
-    acts = {s: torch.cat(v) for s, v in parts.items()}
+        start += count
     assert all(a.shape[0] == len(columns) for a in acts.values())
     return Activations(directory=directory, manifest=manifest, acts=acts,
                        tokens=torch.cat(tokens), columns=columns)
