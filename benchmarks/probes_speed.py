@@ -175,10 +175,10 @@ def main() -> int:
 def _pretrain_lm(steps: int) -> str:
     """A 6-layer d256 LM pretrained ``steps`` steps on the embedded corpus, in a temporary
     store; returns its checkpoint directory."""
-    from training.lm.api import pretrain
-    from training.lm.prepare import prepare
     import torch
 
+    from training.lm.api import pretrain
+    from training.lm.prepare import prepare
     from workbench.store import RunStore
     home = Path(tempfile.mkdtemp(prefix="probes-bench-lm-"))
     timed_threads = torch.get_num_threads()

@@ -89,17 +89,17 @@ def load_activations(directory: str | Path, sites: list[str] | None = None) -> A
                         f"{', '.join(known)})")
     paths = [directory / f"chunk_{index:05d}.safetensors"
              for index in range(manifest["n_chunks"])]
+    if not paths:
+        raise UserError(f"{str(directory)!r} holds no examples")
+    # each site's tensor is allocated once and filled chunk by chunk: no list of chunks
+    # beside the concatenation (which would hold the activations twice); the chunks' row
+    # counts come from their headers first
+    rows = []
     for path in paths:
         if not path.is_file():
             raise UserError(f"{str(directory)!r} is missing {path.name}")
-    # each site's tensor is allocated once and filled chunk by chunk: no list of chunks
-    # beside the concatenation (which would hold the activations twice)
-    rows = []
-    for path in paths:
         with safe_open(str(path), framework="pt") as fh:
             rows.append(fh.get_slice("tokens").get_shape()[0])
-    if not paths:
-        raise UserError(f"{str(directory)!r} holds no examples")
     acts: dict[str, torch.Tensor] = {}
     tokens, columns = [], []
     start = 0

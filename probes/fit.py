@@ -199,8 +199,10 @@ def _blocks(acts: Activations, sites: Sequence[str], device):
     total = len(sites) * n_pos
     for start in range(0, total, size):
         groups = list(range(start, min(start + size, total)))
-        x = torch.stack([acts.acts[sites[g // n_pos]][:, g % n_pos] for g in groups])
-        yield groups, (x if device is None else x.to(device))
+        # no local name for the block: once the caller drops it, it is freed before the next
+        # one is stacked (a local here would keep two blocks alive)
+        yield groups, torch.stack([acts.acts[sites[g // n_pos]][:, g % n_pos]
+                                   for g in groups]).to(device)
 
 
 def _run(x, y, train, test, *, kind, task, n_out, l2, max_iter, seed):
@@ -263,25 +265,25 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
         else:
             types = acts.tokens  # [n, P]
         y_control = control_labels(tgt, types, seed=seed)  # [P, n]
-    parts = []  # per block: train and test scores [B], the linear maps, control scores [B]
+    train_parts, test_parts, control_parts, maps = [], [], [], []  # per block
     for groups, x in _blocks(acts, site_names, device):
         y = tgt.y.to(x.device).expand(len(groups), -1)
         s_train, s_test, raw = _run(x, y, train, test, **opts)
-        c_test = None
+        train_parts.append(s_train.cpu())
+        test_parts.append(s_test.cpu())
+        if raw is not None:
+            maps.append((raw[0].cpu(), raw[1].cpu()))
         if y_control is not None:
             y_c = y_control[[g % n_pos for g in groups]].to(x.device)  # [B, n]
-            _, c_test, _ = _run(x, y_c, train, test, **opts)
-        raw = None if raw is None else (raw[0].cpu(), raw[1].cpu())
-        parts.append((s_train.cpu(), s_test.cpu(), raw,
-                      None if c_test is None else c_test.cpu()))
-        del x
-    s_train, s_test = (torch.cat([part[i] for part in parts]) for i in (0, 1))
+            control_parts.append(_run(x, y_c, train, test, **opts)[1].cpu())
+        del x  # freed before the next block is stacked
+    s_train, s_test = torch.cat(train_parts), torch.cat(test_parts)
 
     def grid(v: torch.Tensor) -> list[list[float]]:
         return [[round(float(a), 6) for a in row] for row in v.reshape(len(site_names), n_pos)]
     control_score = selectivity = None
     if y_control is not None:
-        c_test = torch.cat([part[3] for part in parts])
+        c_test = torch.cat(control_parts)
         control_score, selectivity = grid(c_test), grid(s_test - c_test)
     chance = 0.0
     if tgt.task == "classify":
@@ -290,8 +292,8 @@ def fit_probes(acts: "Activations | str", target, *, kind: str = "logistic",
     test_grid = grid(s_test)
     embedding = (test_grid[site_names.index("resid.0")] if "resid.0" in site_names else None)
     weights = biases = None
-    if parts[0][2] is not None:  # a linear probe: its maps in activation space
-        w, b = (torch.cat([part[2][i] for part in parts]) for i in (0, 1))
+    if maps:  # a linear probe: its maps in activation space
+        w, b = torch.cat([m[0] for m in maps]), torch.cat([m[1] for m in maps])
         weights = w.reshape(len(site_names), n_pos, *w.shape[1:])
         biases = b.reshape(len(site_names), n_pos, -1)
     return ProbeResult(

@@ -15,7 +15,7 @@ WHITEN_MAX_DIM = 1024  # above this the d x d factorisations cost more than they
 
 
 def logistic(x: torch.Tensor, onehot: torch.Tensor, *, l2: float, max_iter: int,
-              scale: torch.Tensor | None = None):
+             scale: torch.Tensor | None = None):
     """Softmax regression per group: ``x`` [G, n, d] centred, ``onehot`` [G, n, C]; the L2
     penalty ``l2/2 |scale * W|^2`` is on the weights of the standardised inputs ``x / scale``
     (``scale`` [G, d], per feature; None: ``x`` is standardised already), scikit-learn's
