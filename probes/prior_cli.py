@@ -184,6 +184,10 @@ def _finetune(args) -> int:
     model = _model(args)
     layers = _layers(args.layers, model.n_layers)
     # checked before the analysis runs, so bad input stores nothing
+    hf = getattr(model.bridge, "original_model", None)
+    if hf is not None:
+        from probes.prior_train import check_trainable
+        check_trainable(hf, cfg.trainable)
     if model.run is not None:
         source = model.run.checkpoint_path(model.step).parent
         store, parent = model.run.store, model.run_id

@@ -35,7 +35,7 @@ import numpy as np
 
 from probes.prior_scoring import (Encoder, accuracy_by_bin, check_bins, error_prior_correlation,
                                   score_answers)
-from probes.prior_train import FinetuneConfig, finetune_blocks, spread_sample
+from probes.prior_train import FinetuneConfig, check_trainable, finetune_blocks, spread_sample
 from training.corpora.prior_tasks import PriorTask
 from workbench.errors import UserError
 from workbench.models import load_causal_lm
@@ -174,6 +174,7 @@ def prior_finetune(source_dir: Path, tokenizer, task: PriorTask, cfg: FinetuneCo
     n_layers = model.config.num_hidden_layers
     check_layers(list(cfg.layers), n_layers)
     check_layers(control_layers, n_layers)
+    check_trainable(model, cfg.trainable)
     enc = Encoder(tokenizer, task)
     arm_layers = {"localised": list(cfg.layers), "other_layers": list(control_layers),
                   "all_layers": list(range(n_layers))}

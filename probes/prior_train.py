@@ -130,6 +130,18 @@ def blocks_of(model) -> torch.nn.ModuleList:
     raise UserError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
 
 
+def check_trainable(model, trainable: str) -> None:
+    """Refuse ``trainable`` biases on a model whose blocks have none (Llama's), before any
+    work: every block is trained in the all-blocks arm, so each must have something to train."""
+    if trainable != "biases":
+        return
+    bare = [b for b, block in enumerate(blocks_of(model))
+            if not any(n.endswith("bias") for n, _ in block.named_parameters())]
+    if bare:
+        raise UserError(f"--trainable biases: block {bare[0]} of this {type(model).__name__} "
+                        f"has no biases; use --trainable lowrank or all")
+
+
 class LowRankDelta(torch.nn.Module):
     """A weight plus a trainable rank-r product ``u @ v`` (u starts at zero: no change)."""
 

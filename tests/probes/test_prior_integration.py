@@ -238,6 +238,8 @@ def test_bad_input_one_line_exit_2_nothing_written(tiny_llama, tmp_path, run_cli
          "no blocks outside [0, 1, 2, 3]"),
         (["prior-finetune", tiny_llama, *base, "--held-out", "3", "--train-values", "1,3"],
          "also appear in training"),
+        # Llama blocks have no biases: refused before the analysis, not an empty optimizer
+        (["prior-finetune", tiny_llama, *base, "--trainable", "biases"], "has no biases"),
         (["prior", no_tok, *base], "no tokenizer"),
         (["prior", no_digits, *base], "cannot encode the answer"),
         (["prior", tiny_llama, "--task", "nope"], "nope"),
