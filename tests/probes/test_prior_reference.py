@@ -1,7 +1,8 @@
 """Reference test: the orderings of Zhang et al. 2025 (prior localisation;
 ``shared/reference/knowledge-probes.md``, second half) on the in-house counting model of
 benchmarks/prior_reference.py, pretrained once per module with the benchmark's settings
-(``DEFAULTS``) and analysed and finetuned with the CLI's defaults.
+(``DEFAULTS``) and analysed and finetuned with the CLI's defaults, the finetune on ``FOLDS``
+held-out splits (``--seed`` 0, 1, ...), whose mean gains are compared.
 
 Checked: before finetuning the error correlates with the answer's log prior (95% bootstrap
 interval below zero); the prior is decodable well above the shuffled control at an identifiable
@@ -12,7 +13,7 @@ digit-split model). Not reached, so expected to fail (strict: a pass is reported
 localised blocks raising held-out accuracy more than the same budget on other blocks, and
 removing the correlation.
 
-About 2 min on one core. ``WORKBENCH_REFERENCE_HOME`` keeps the store (a run named
+About 3 min on one core. ``WORKBENCH_REFERENCE_HOME`` keeps the store (a run named
 ``prior-reference`` there is reused). Deselect with ``-m "not reference"``.
 """
 
@@ -69,10 +70,15 @@ def test_prior_is_decodable_at_an_identifiable_block_not_the_embeddings(figures)
     assert int(best.split(".")[1]) - 1 in r["localised_layers"]  # the rule picks that block
 
 
+def _mean_gains(fts: list[dict]) -> dict:
+    gains = load_benchmark("prior_reference.py").fold_gains(fts)
+    return {arm: sum(g[arm] for g in gains) / len(gains) for arm in gains[0]}
+
+
 def test_finetune_does_not_lower_held_out_accuracy(figures):
-    ft = figures[1]
-    for arm in ("localised", "other_layers", "all_layers"):
-        assert ft[arm]["held_out_accuracy"] >= ft["before"]["held_out_accuracy"] - 0.03, arm
+    assert len(figures[1]) > 1  # several held-out splits
+    for arm, gain in _mean_gains(figures[1]).items():
+        assert gain >= -0.03, (arm, gain)
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -83,15 +89,14 @@ def test_finetune_does_not_lower_held_out_accuracy(figures):
                    "biases-only and low-rank updates, other held-out splits (8 seeds) and "
                    "digit-split answers do not change that (docs/prior-localisation.md)")
 def test_localised_blocks_raise_held_out_accuracy_more_than_other_blocks(figures):
-    ft = figures[1]
-    gain = ft["localised"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
-    other = ft["other_layers"]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
-    assert gain > 0 and gain > other, (gain, other)
+    mean = _mean_gains(figures[1])  # over the held-out splits
+    assert mean["localised"] > 0 and mean["localised"] > mean["other_layers"], mean
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="not reached: see the held-out ordering above")
 def test_finetune_removes_the_correlation(figures):
-    ft = figures[1]
     assert figures[0]["correlation"]["significant"]
-    assert not ft["localised"]["correlation"]["significant"], ft["localised"]["correlation"]
+    after = [ft["localised"]["correlation"] for ft in figures[1]]
+    removed = [not c["significant"] for c in after]
+    assert sum(removed) > len(after) / 2, after  # in most held-out splits
