@@ -95,6 +95,8 @@ def main() -> None:
     for flag in FINETUNE_FLAGS:  # passed through to prior-finetune (its defaults otherwise)
         ap.add_argument("--" + flag.replace("_", "-"), default=None)
     args = ap.parse_args()
+    if args.folds < 1:
+        ap.error(f"--folds must be at least 1, got {args.folds}")
     run = args.run or pretrain_inhouse(f"prior-reference-{args.task}", args.docs,
                                        args.pretrain_steps, args.instructed_frac, task=args.task,
                                        tokenizer=args.tokenizer)
