@@ -25,7 +25,6 @@ training values' logits can be raised one by one, and the loss never asks for th
 from __future__ import annotations
 
 import argparse
-import random
 
 import numpy as np
 import torch
@@ -35,12 +34,12 @@ OPTIMISERS = (("sgd", 1.0), ("adam", 0.01))  # (name, lr)
 STEPS = 300
 
 
-def final_states(hf, enc, stimuli) -> torch.Tensor:
+def final_states(hf, prompts: list[list[int]]) -> torch.Tensor:
     """The final hidden state (after the last norm) at each prompt's last token: [n, d]."""
     out = []
     with torch.no_grad():
-        for s in stimuli:
-            x = torch.tensor([enc.encode(s).prompt])  # [1, s]
+        for ids in prompts:
+            x = torch.tensor([ids])  # [1, s]
             out.append(hf(x, output_hidden_states=True).hidden_states[-1][0, -1])
     return torch.stack(out)
 
@@ -58,7 +57,7 @@ def measure(run: str, splits: int = 4, n: int = 600) -> list[dict]:
     the prior direction and every 50 steps of each learned shift."""
     from probes.prior_finetune import split_values
     from probes.prior_scoring import Encoder
-    from probes.prior_train import validation_values
+    from probes.prior_train import FinetuneConfig, train_batches, validation_values
     from probes.sources import load_model
     from training.corpora.prior_tasks import prior_task
     from workbench.models import load_causal_lm
@@ -74,7 +73,7 @@ def measure(run: str, splits: int = 4, n: int = 600) -> list[dict]:
     values = np.array(task.values)
     log_weight = np.log([task.corpus_weight[v] for v in task.values])
     stimuli = task.stimuli(n, seed=5)
-    states = final_states(hf, enc, stimuli)  # [n, d]
+    states = final_states(hf, [enc.encode(s).prompt for s in stimuli])  # [n, d]
     answers = np.array([s.value for s in stimuli])
 
     def accuracy(shift: torch.Tensor, held, train) -> tuple[float, float]:
@@ -94,14 +93,12 @@ def measure(run: str, splits: int = 4, n: int = 600) -> list[dict]:
         result = {"held_out": list(held),
                   "prior_direction": {s: accuracy(-s * f, held, train) for s in SHIFTS},
                   "learned": {}}
-        rng = random.Random(f"prior output shift {seed}")
-        bins: dict[str, list[str]] = {}
-        for v in train:
-            bins.setdefault(task.condition(v), []).append(v)
-        drawn = [task.prompt(rng.choice(bins[rng.choice(sorted(bins))]), rng)
-                 for _ in range(1500)]
-        train_states = final_states(hf, enc, drawn)  # [m, d]
-        targets = torch.tensor([tokens[task.values.index(s.value)] for s in drawn])  # [m]
+        # the finetune's own draw: answers stratified by prior bin, training values only
+        (drawn,) = train_batches(task, enc, FinetuneConfig(
+            task=task.name, layers=(), held_out=held, train_values=train, steps=1,
+            batch_size=1500, seed=seed))
+        train_states = final_states(hf, [prompt for prompt, _ in drawn])  # [m, d]
+        targets = torch.tensor([answer[0] for _, answer in drawn])  # [m]
         for name, lr in OPTIMISERS:
             shift = torch.zeros(states.shape[1], requires_grad=True)  # [d]
             opt = (torch.optim.SGD if name == "sgd" else torch.optim.Adam)([shift], lr=lr)
@@ -109,7 +106,7 @@ def measure(run: str, splits: int = 4, n: int = 600) -> list[dict]:
             for step in range(STEPS + 1):
                 if step % 50 == 0:
                     curve.append((step, *accuracy(shift.detach(), held, train)))
-                batch = torch.randint(0, len(drawn), (64,))
+                batch = torch.randint(0, len(drawn), (64,))  # [64]
                 logits = (train_states[batch] + shift) @ unembed.T  # [64, V]
                 loss = torch.nn.functional.cross_entropy(logits, targets[batch])
                 opt.zero_grad()
