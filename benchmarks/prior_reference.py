@@ -143,20 +143,21 @@ def report(run: str, n: int, tuning: list, task: str = "count", folds: int = FOL
         print(f"   {seed:<5}{', '.join(ft['config']['held_out']):<22}{g['localised']:>+10.3f}"
               f"{g['other_layers']:>+8.3f}{g['all_layers']:>+8.3f}  rho {after['rho']}, "
               f"significant: {after['significant']}")
-    mean = {arm: float(np.mean([g[arm] for g in gains])) for arm in ARMS}
+    mean = {arm: float(np.mean([g[arm] for g in gains])) for arm in FINETUNED_ARMS}
     print(f"   {'mean':<27}{mean['localised']:>+10.3f}{mean['other_layers']:>+8.3f}"
           f"{mean['all_layers']:>+8.3f}")
     print(f"   ({time.perf_counter() - t0:.0f} s for the analysis and the finetunes)")
     return r, fts
 
 
-ARMS = ("localised", "other_layers", "all_layers")
+# the arms that finetune (prior_finetune.ARMS also holds the untouched and instructed ones)
+FINETUNED_ARMS = ("localised", "other_layers", "all_layers")
 
 
 def fold_gains(fts: list[dict]) -> list[dict]:
     """Per finetune: each arm's held-out accuracy minus the untouched model's."""
     return [{arm: ft[arm]["held_out_accuracy"] - ft["before"]["held_out_accuracy"]
-             for arm in ARMS} for ft in fts]
+             for arm in FINETUNED_ARMS} for ft in fts]
 
 
 def _print_finetune(ft: dict) -> None:

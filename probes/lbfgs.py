@@ -37,7 +37,8 @@ def minimize(fun: Objective, theta: torch.Tensor, *, max_iter: int = 200, tol: f
     y_hist: list[torch.Tensor] = []
     rho_hist: list[torch.Tensor] = []  # each [G]
     active = grad.abs().amax(1) > tol  # [G]
-    # before any curvature pair: a first step of length <= 1 (as torch.optim.LBFGS takes)
+    # before any curvature pair: the caller's scale, else a first step of length <= 1 (as
+    # torch.optim.LBFGS takes)
     gamma = ((1.0 / grad.abs().sum(1)).clamp_max(1.0) if first_step is None
              else torch.full((g,), first_step, dtype=theta.dtype, device=theta.device))  # [G]
     for _ in range(max_iter):
